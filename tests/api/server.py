@@ -1,0 +1,94 @@
+"""Running a real API server for tests: in a thread of the test process (fast to start, the
+store inspectable), or as a real `nodeagent apiserver` process (for kill -9 and restarts)."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import httpx
+import uvicorn
+
+from control.api.app import ApiConfig, create_app
+from control.store import SQLiteStore
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(url: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url + "/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"API server at {url} did not become ready")
+
+
+class ThreadServer:
+    def __init__(self, db_path: str = ":memory:", *, history: int = 100_000, watch_queue: int = 10_000,
+                 node_ports: tuple[int, int] = (30000, 32767), service_cidr: str = "10.96.0.0/12",
+                 bookmark_interval: float = 60.0):
+        self.store = SQLiteStore(db_path, history=history, watch_queue=watch_queue)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        app = create_app(self.store, ApiConfig(service_cidr=service_cidr, node_port_range=node_ports,
+                                               bookmark_interval=bookmark_interval))
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
+                                loop="asyncio", lifespan="on", timeout_graceful_shutdown=1)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def start(self) -> "ThreadServer":
+        self.thread.start()
+        wait_ready(self.url)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+    def client(self, **kw) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=10, **kw)
+
+
+class ProcessServer:
+    """`nodeagent apiserver` as its own process, on a data dir that survives it."""
+
+    def __init__(self, data_dir: str, port: int | None = None):
+        self.data_dir = data_dir
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.kubeconfig = os.path.join(data_dir, "admin.kubeconfig")
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "ProcessServer":
+        self.log = open(os.path.join(self.data_dir, "apiserver.log"), "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "nodeagent.cli", "apiserver", "--data-dir", self.data_dir,
+             "--listen", f"127.0.0.1:{self.port}", "--log-level", "warning"],
+            cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT)
+        wait_ready(self.url)
+        return self
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(10)
+        if getattr(self, "log", None):
+            self.log.close()
+
+    def client(self, **kw) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=10, **kw)
