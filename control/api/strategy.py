@@ -8,6 +8,7 @@ import secrets
 import uuid
 from datetime import datetime, timezone
 
+from .alloc import wants_node_ports
 from .errors import cause
 from .resources import Resource
 
@@ -108,7 +109,7 @@ def immutable(res: Resource, old: dict, new: dict) -> list[dict]:
             fixed("spec.clusterIP", o["clusterIP"], n["clusterIP"])
         # Node ports left out of an update keep their allocation (as kubectl apply expects).
         old_np = {(p.get("port"), p.get("protocol", "TCP")): p.get("nodePort") for p in o.get("ports") or []}
-        for p in n.get("ports") or []:
+        for p in (n.get("ports") or []) if wants_node_ports(n) else []:
             if not p.get("nodePort") and old_np.get((p.get("port"), p.get("protocol", "TCP"))):
                 p["nodePort"] = old_np[(p.get("port"), p.get("protocol", "TCP"))]
     elif res.kind == "Pod":
