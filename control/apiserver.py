@@ -1,14 +1,19 @@
-"""`nodeagent apiserver`: the API server process (uvicorn serving control.api on SQLite)."""
+"""`nodeagent apiserver`: the API server process (uvicorn serving control.api on SQLite).
+
+HTTPS with client-certificate and token authentication is the default; it needs the files that
+`nodeagent init` makes. `--insecure-http` serves plain HTTP with no authentication at all, for
+tests and throwaway setups, and says so loudly."""
 from __future__ import annotations
 
 import argparse
 import logging
 import os
+import ssl
 import sys
 
-import yaml
-
-from .api.app import ApiConfig, create_app
+from . import kubeconfig
+from .api.app import ApiConfig, Security, create_app
+from .auth.tokens import StaticTokens, TokenError
 from .store import SQLiteStore
 
 log = logging.getLogger("nodeagent.apiserver")
@@ -16,11 +21,17 @@ log = logging.getLogger("nodeagent.apiserver")
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", default="/var/lib/nodeagent",
-                   help="where the SQLite database lives (default: %(default)s)")
+                   help="the SQLite database and, under pki/, the certificates from `nodeagent init` (default: %(default)s)")
     p.add_argument("--listen", default="127.0.0.1:6443", metavar="HOST:PORT",
                    help="address to serve on (default: %(default)s)")
+    p.add_argument("--advertise-url", default="",
+                   help="the URL joining nodes are told to use (default: https://<listen address>)")
+    p.add_argument("--token-auth-file", default="",
+                   help='static bearer tokens, lines of: token,user,uid,"group1,group2"')
+    p.add_argument("--insecure-http", action="store_true",
+                   help="serve plain HTTP with NO authentication or authorization (tests only)")
     p.add_argument("--kubeconfig", default="",
-                   help="write a kubeconfig for kubectl here (default: <data-dir>/admin.kubeconfig)")
+                   help="with --insecure-http: where to write a kubeconfig (default: <data-dir>/admin.kubeconfig)")
     p.add_argument("--service-cidr", default="10.96.0.0/12")
     p.add_argument("--node-port-range", default="30000-32767")
     p.add_argument("--history", type=int, default=100_000,
@@ -35,16 +46,14 @@ def split_host_port(value: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def write_kubeconfig(path: str, server: str, name: str = "nodeagent") -> None:
-    cfg = {"apiVersion": "v1", "kind": "Config", "current-context": name,
-           "clusters": [{"name": name, "cluster": {"server": server}}],
-           "users": [{"name": "admin", "user": {}}],
-           "contexts": [{"name": name, "context": {"cluster": name, "user": "admin", "namespace": "default"}}]}
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + ".tmp"
-    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
-        yaml.safe_dump(cfg, f, sort_keys=False)
-    os.replace(tmp, path)
+def write_kubeconfig(path: str, server: str) -> None:
+    """A kubeconfig for a plain-HTTP server (no credentials needed)."""
+    kubeconfig.write(path, server, user="insecure")
+
+
+def pki_paths(data_dir: str) -> dict[str, str]:
+    d = os.path.join(data_dir, "pki")
+    return {n: os.path.join(d, n) for n in ("ca.crt", "ca.key", "apiserver.crt", "apiserver.key")}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -57,17 +66,42 @@ def run(args: argparse.Namespace) -> int:
         node_ports = (int(lo), int(hi))
     except ValueError:
         raise SystemExit(f"--node-port-range must be LOW-HIGH, got {args.node_port_range!r}")
-    store = SQLiteStore(os.path.join(args.data_dir, "state.db"), history=args.history)
     shown = f"[{host}]" if ":" in host else host
-    server = f"http://{shown}:{port}"
+    scheme = "http" if args.insecure_http else "https"
+    url = args.advertise_url or f"{scheme}://{shown}:{port}"
+    tls: dict = {}
+    security = None
+    if not args.insecure_http:
+        paths = pki_paths(args.data_dir)
+        missing = [p for p in paths.values() if not os.path.exists(p)]
+        if missing:
+            raise SystemExit(f"missing {', '.join(missing)}: run `nodeagent init --data-dir {args.data_dir}` "
+                             "first (or use --insecure-http for a throwaway plain-HTTP server)")
+        try:
+            static = StaticTokens(args.token_auth_file or None)
+        except (OSError, TokenError) as err:
+            raise SystemExit(f"--token-auth-file: {err}")
+        with open(paths["ca.crt"], "rb") as f:
+            ca_pem = f.read()
+        with open(paths["ca.key"], "rb") as f:
+            ca_key = f.read()
+        security = Security(ca_pem, ca_key, static, url)
+        from .auth.authn import PeerCertProtocol
+        tls = dict(ssl_certfile=paths["apiserver.crt"], ssl_keyfile=paths["apiserver.key"],
+                   ssl_ca_certs=paths["ca.crt"], ssl_cert_reqs=ssl.CERT_OPTIONAL, http=PeerCertProtocol)
+    store = SQLiteStore(os.path.join(args.data_dir, "state.db"), history=args.history)
     app = create_app(store, ApiConfig(service_cidr=args.service_cidr, node_port_range=node_ports,
-                                      advertise_address=f"{shown}:{port}"))
-    kubeconfig = args.kubeconfig or os.path.join(args.data_dir, "admin.kubeconfig")
-    write_kubeconfig(kubeconfig, server)
-    log.warning("serving plain HTTP on %s without authentication: keep it on a trusted address", server)
-    log.info("kubeconfig for kubectl: %s", kubeconfig)
+                                      advertise_address=f"{shown}:{port}"), security)
+    if args.insecure_http:
+        path = args.kubeconfig or os.path.join(args.data_dir, "admin.kubeconfig")
+        write_kubeconfig(path, url)
+        log.warning("serving plain HTTP on %s with NO authentication or authorization: anyone who can "
+                    "reach it controls the cluster (and the nodes). Use it for tests only.", url)
+        log.info("kubeconfig for kubectl: %s", path)
+    else:
+        log.info("serving HTTPS on %s", url)
     uvicorn.run(app, host=host, port=port, log_level=args.log_level.lower(), access_log=False,
-                loop="uvloop", http="httptools", timeout_graceful_shutdown=2)
+                loop="uvloop", **({"http": "httptools"} | tls), timeout_graceful_shutdown=2)
     return 0
 
 

@@ -10,6 +10,9 @@ from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
+from ..auth import bootstrap
+from ..auth.authn import AuthenticationMiddleware
+from ..auth.tokens import BootstrapTokens, StaticTokens
 from ..store import Store
 from . import discovery
 from . import errors as E
@@ -22,6 +25,15 @@ VERBS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 
 
 @dataclass
+class Security:
+    """Present when the server authenticates and authorizes (always, except --insecure-http)."""
+    ca_cert_pem: bytes
+    ca_key_pem: bytes
+    static_tokens: StaticTokens
+    server_url: str
+
+
+@dataclass
 class ApiConfig:
     service_cidr: str = "10.96.0.0/12"
     node_port_range: tuple[int, int] = (30000, 32767)
@@ -30,7 +42,7 @@ class ApiConfig:
     advertise_address: str = "127.0.0.1:6443"
 
 
-def create_app(store: Store, config: ApiConfig | None = None) -> FastAPI:
+def create_app(store: Store, config: ApiConfig | None = None, security: Security | None = None) -> FastAPI:
     config = config or ApiConfig()
     registry = Registry(store, Allocator(store, config.service_cidr, config.node_port_range))
     handler = Handler(registry, config.bookmark_interval, config.max_watch_timeout)
@@ -47,6 +59,11 @@ def create_app(store: Store, config: ApiConfig | None = None) -> FastAPI:
                   lifespan=lifespan)
     app.state.store = store
     app.state.registry = registry
+    app.add_middleware(AuthenticationMiddleware, enabled=security is not None,
+                       static_tokens=security.static_tokens if security else None)
+    if security:
+        bootstrap.install(app, BootstrapTokens(store), security.ca_cert_pem, security.ca_key_pem,
+                          security.server_url)
 
     @app.exception_handler(E.ApiError)
     async def api_error(request: Request, err: E.ApiError) -> Response:

@@ -90,3 +90,13 @@ def invalid(kind: str, name: str, causes: list[dict], group: str = "") -> ApiErr
 
 def not_found_path() -> ApiError:
     return ApiError(404, "NotFound", "the server could not find the requested resource")
+
+
+def forbidden(user: str, attrs, reason: str) -> ApiError:
+    """403 worded as kube-apiserver words it, so that kubectl users recognise it."""
+    what = f'{qualified(attrs.plural, attrs.group)} "{attrs.name}"' if attrs.name else qualified(attrs.plural, attrs.group)
+    where = f' in the namespace "{attrs.namespace}"' if attrs.namespace else " at the cluster scope"
+    return ApiError(403, "Forbidden",
+                    f'{what} is forbidden: User "{user}" cannot {attrs.verb} resource "{attrs.resource}" '
+                    f'in API group "{attrs.group}"{where}: {reason}',
+                    name=attrs.name, kind=attrs.plural, group=attrs.group)

@@ -10,6 +10,8 @@ import yaml
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from ..auth.authn import USER_KEY
+from ..auth.authz import ADMIN_GROUP, Attributes, authorize, verb_of
 from . import errors as E
 from . import tables
 from .registry import Registry
@@ -114,11 +116,16 @@ class Handler:
         if q.get("dryRun") and not dry_run:
             raise E.bad_request(f'unsupported dry run value "{q.get("dryRun")}": only "All" is supported')
         res, ns, name, sub = t.res, t.ns, t.name, t.sub
+        if not (method == "POST" and not name):
+            await self.check_access(request, t)
         if not name:  # a collection
             if method == "GET":
                 return await self.list_or_watch(request, res, ns)
             if method == "POST" and (ns or not res.namespaced):
                 obj = decode_object_body(request, await read_body(request))
+                # Who may create depends on the new object's name (a node creates only itself).
+                meta = obj.get("metadata") if isinstance(obj, dict) else None
+                await self.check_access(request, t, (meta or {}).get("name", "") if isinstance(meta, dict) else "")
                 rec = await self.reg.create(res, ns, obj, dry_run=dry_run)
                 return self.object_response(request, res, rec.value, 201)
             if method == "DELETE":
@@ -154,6 +161,27 @@ class Handler:
             rec = await self.reg.delete(res, ns, name, opts, dry_run=dry_run)
             return self.object_response(request, res, rec.value)
         raise E.method_not_allowed()
+
+    async def check_access(self, request: Request, t: Target, new_name: str = "") -> None:
+        user = request.scope.get(USER_KEY)
+        if user is None or ADMIN_GROUP in user.groups:
+            return
+        q = request.query_params
+        selected = ""
+        if t.res.plural == "pods" and q.get("fieldSelector"):
+            try:
+                selected = parse_field_selector(q["fieldSelector"]).exact_match("spec.nodeName") or ""
+            except SelectorError as err:
+                raise E.bad_request(str(err))
+        verb = verb_of(request.method, bool(t.name), q.get("watch") in ("true", "1"))
+        attrs = Attributes(verb, t.res.plural, t.res.group, t.ns, t.name or new_name, t.sub, selected)
+        decision = authorize(user, attrs)
+        if decision.allowed and decision.requires_pod_on_node:
+            rec = await self.reg.store.get(t.res.key(t.ns, t.name))
+            if rec is None or rec.obj["spec"].get("nodeName") != decision.requires_pod_on_node:
+                decision = decision.__class__(False, f"the pod is not bound to node {decision.requires_pod_on_node!r}")
+        if not decision.allowed:
+            raise E.forbidden(user.name, attrs, decision.reason)
 
     @staticmethod
     def patch_type(request: Request) -> str:

@@ -47,6 +47,14 @@ class ApiClient:
             headers["Authorization"] = f"Bearer {token}"
         self._http = httpx.AsyncClient(timeout=timeout, headers=headers, verify=verify, cert=cert)
 
+    @classmethod
+    def from_kubeconfig(cls, path: str, servers: list[str] | None = None, **kw) -> "ApiClient":
+        """A client with the kubeconfig's credentials; `servers` overrides its server (fail-over
+        across several API servers that share one CA)."""
+        from ..kubeconfig import load
+        creds = load(path)
+        return cls(servers or [creds.server], token=creds.token, verify=creds.ssl_context(), **kw)
+
     @property
     def server(self) -> str:
         return self.servers[self._current]

@@ -99,11 +99,14 @@ class SQLiteStore:
     # -- writes --------------------------------------------------------------------------
     async def commit(self, ops: list[Op]) -> list[Record]:
         db = self._db
-        rev = self._rev + 1
         out: list[Record] = []
         events: list[Event] = []
         db.execute("BEGIN IMMEDIATE")
         try:
+            # Read the revision inside the write lock: another process (`nodeagent init` adding a
+            # token next to a running server) may have committed since our last write.
+            rev = db.execute("SELECT value FROM meta WHERE name='rev'").fetchone()
+            rev = (rev[0] if rev else 0) + 1
             for i, op in enumerate(ops):
                 prev = None
                 row = db.execute("SELECT value, mod_rev, create_rev FROM kv WHERE key=?",

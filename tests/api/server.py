@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -25,11 +26,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_ready(url: str, timeout: float = 20.0) -> None:
+def wait_ready(url: str, timeout: float = 20.0, verify=True) -> None:
+    if isinstance(verify, str):
+        verify = ssl.create_default_context(cafile=verify)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            if httpx.get(url + "/readyz", timeout=1).status_code == 200:
+            if httpx.get(url + "/readyz", timeout=1, verify=verify).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
@@ -67,20 +70,29 @@ class ThreadServer:
 class ProcessServer:
     """`nodeagent apiserver` as its own process, on a data dir that survives it."""
 
-    def __init__(self, data_dir: str, port: int | None = None):
+    def __init__(self, data_dir: str, port: int | None = None, *, secure: bool = False,
+                 extra_args: list[str] | None = None):
         self.data_dir = data_dir
         self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.secure = secure
+        self.url = f"{'https' if secure else 'http'}://127.0.0.1:{self.port}"
         self.kubeconfig = os.path.join(data_dir, "admin.kubeconfig")
+        self.extra_args = extra_args or []
         self.proc: subprocess.Popen | None = None
+        self.init_output = ""
+        if secure:
+            self.init_output = subprocess.run(
+                [sys.executable, "-m", "nodeagent.cli", "init", "--data-dir", data_dir, "--port", str(self.port)],
+                cwd=ROOT, check=True, capture_output=True, text=True).stdout
 
     def start(self) -> "ProcessServer":
         self.log = open(os.path.join(self.data_dir, "apiserver.log"), "ab")
+        mode = [] if self.secure else ["--insecure-http"]
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "nodeagent.cli", "apiserver", "--data-dir", self.data_dir,
-             "--listen", f"127.0.0.1:{self.port}", "--log-level", "warning"],
+             "--listen", f"127.0.0.1:{self.port}", "--log-level", "info", *mode, *self.extra_args],
             cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT)
-        wait_ready(self.url)
+        wait_ready(self.url, verify=os.path.join(self.data_dir, "pki", "ca.crt") if self.secure else True)
         return self
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
