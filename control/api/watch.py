@@ -4,6 +4,7 @@ Plain JSON events are spliced from the stored bytes without decoding them; a sel
 each object once (the decoded object is shared by every watcher of that event)."""
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import AsyncIterator
 
@@ -86,28 +87,35 @@ class WatchRequest:
             status = ApiError(410, "Expired", str(err)).status()
             yield orjson.dumps({"type": "ERROR", "object": status}) + b"\n"
             return
+        loop = asyncio.get_running_loop()
+        # Timers, not per-event timeouts: the stream's end closes the watch, and each bookmark
+        # interval ticks it once (a tick makes next() return None).
+        end = loop.call_at(loop.time() + max(deadline - time.monotonic(), 0), w.close)
+        ticker: list[asyncio.TimerHandle] = []
+
+        def arm() -> None:
+            ticker[:] = [loop.call_later(self.bookmark_interval, w.tick)]
+
+        if self.bookmarks:
+            arm()
         try:
-            next_bookmark = time.monotonic() + self.bookmark_interval
             while True:
-                now = time.monotonic()
-                if now >= deadline:
-                    return
-                wait = deadline - now
-                if self.bookmarks:
-                    wait = min(wait, max(next_bookmark - now, 0))
                 try:
-                    ev = await w.next(wait)
+                    ev = await w.next()
                 except Closed:
                     return
                 if ev is None:
-                    if self.bookmarks and time.monotonic() >= next_bookmark:
+                    if self.bookmarks:
                         # Our queue is drained, so every event up to the store's revision for
                         # this prefix has been sent: that revision is safe to resume from.
                         yield self.bookmark(store.revision())
-                        next_bookmark = time.monotonic() + self.bookmark_interval
+                        arm()
                     continue
                 etype = self.translate(ev.type, ev.record, ev.prev)
                 if etype:
                     yield self.line(etype, ev.record)
         finally:
+            end.cancel()
+            for t in ticker:
+                t.cancel()
             w.close()
