@@ -11,13 +11,16 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
 
     from control import apiserver, init, tokencmd
-    from nodeagent import join
+    from nodeagent import join, netexec
+    from nodeagent.agent import command as agent
 
     for name, module, text in (
         ("apiserver", apiserver, "run the control plane's API server"),
         ("init", init, "set up a control node: CA, certificates, kubeconfigs, a join token"),
         ("join", join, "join this machine to a cluster as a node"),
         ("token", tokencmd, "list, create and revoke join tokens"),
+        ("agent", agent, "run the node agent (registration, heartbeat, overlay)"),
+        ("netexec", netexec, "run the built-in test server (HTTP, TCP and UDP echo)"),
     ):
         # No abbreviations: `join --token SECRET` must not be taken for `--token-file SECRET`.
         p = sub.add_parser(name, help=text, allow_abbrev=False,

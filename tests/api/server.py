@@ -43,16 +43,22 @@ def wait_ready(url: str, timeout: float = 20.0, verify=True) -> None:
 class ThreadServer:
     def __init__(self, db_path: str = ":memory:", *, history: int = 100_000, watch_queue: int = 10_000,
                  node_ports: tuple[int, int] = (30000, 32767), service_cidr: str = "10.96.0.0/12",
-                 bookmark_interval: float = 60.0):
+                 bookmark_interval: float = 60.0, extra_sockets: list[socket.socket] | None = None):
+        """extra_sockets: more listening sockets to serve, e.g. one bound inside a test's
+        network namespace, so that both the test and the namespaces' agents reach the server."""
         self.store = SQLiteStore(db_path, history=history, watch_queue=watch_queue)
-        self.port = free_port()
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
+        self.sockets = [self.sock, *(extra_sockets or [])]
         app = create_app(self.store, ApiConfig(service_cidr=service_cidr, node_port_range=node_ports,
                                                bookmark_interval=bookmark_interval))
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
                                 loop="asyncio", lifespan="on", timeout_graceful_shutdown=1)
         self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": self.sockets}, daemon=True)
 
     def start(self) -> "ThreadServer":
         self.thread.start()
@@ -62,6 +68,8 @@ class ThreadServer:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(10)
+        for s in self.sockets:
+            s.close()
 
     def client(self, **kw) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=10, **kw)
