@@ -41,6 +41,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--direct-routing", action="store_true",
                    help="route to nodes on the same L2 network directly, without VXLAN")
     p.add_argument("--no-masquerade", action="store_true")
+    p.add_argument("--data-dir", default="/var/lib/nodeagent", help="pod runtime state lives in <data-dir>/pods")
+    p.add_argument("--cni-conf-dir", default="/etc/cni/net.d")
+    p.add_argument("--cni-bin-dir", default="/opt/cni/bin", help="comma-separated plugin directories")
+    p.add_argument("--cni-bridge", default="cni0")
+    p.add_argument("--cni-ipam-dir", default="/var/lib/cni/networks", help="the CNI plugin's IPAM state")
+    p.add_argument("--no-cni-install", action="store_true",
+                   help="do not install our CNI plugin and conflist (use the conflist already in --cni-conf-dir)")
+    p.add_argument("--netns-prefix", default="nap-", help="pod namespaces are named <prefix><pod uid>")
+    p.add_argument("--restart-backoff", type=float, default=10.0, help="first crash-loop back-off in seconds (doubles up to 300)")
+    p.add_argument("--no-pods", action="store_true", help="do not run pods (overlay and registration only)")
     p.add_argument("--lease-seconds", type=int, default=40)
     p.add_argument("--renew-interval", type=float, default=10.0)
     p.add_argument("--log-level", default="info")
@@ -55,6 +65,15 @@ def client_for(args: argparse.Namespace) -> ApiClient:
     if any(s.startswith("https://") for s in servers):
         raise SystemExit(f"an https server needs a credential: {args.kubeconfig} does not exist")
     return ApiClient(servers)
+
+
+def install_cni(args: argparse.Namespace, subnet_path: str, mtu: int) -> None:
+    """Our plugin into the first CNI bin dir and its conflist, reading the subnet file we write."""
+    from cni import install
+    bin_dir = [d for d in args.cni_bin_dir.split(",") if d][0]
+    install.write_executable(bin_dir)
+    conf = install.conflist(subnet_file=subnet_path, bridge=args.cni_bridge, mtu=mtu, data_dir=args.cni_ipam_dir)
+    install.write_conflist(args.cni_conf_dir, conf)
 
 
 async def main(args: argparse.Namespace) -> int:
@@ -99,6 +118,8 @@ async def main(args: argparse.Namespace) -> int:
             if overlay.pod_cidr and overlay.pod_cidr != written_for and overlay.in_place:
                 dev_mtu = config.device_mtu(mtu)
                 subnet.write(subnet_path, subnet.render(args.cluster_cidr, overlay.pod_cidr, dev_mtu, not args.no_masquerade))
+                if not args.no_cni_install:
+                    await loop.run_in_executor(None, install_cni, args, subnet_path, dev_mtu)
                 if not args.no_masquerade:
                     await loop.run_in_executor(kernel, masquerade.apply, args.cluster_cidr)
                 written_for = overlay.pod_cidr
@@ -119,7 +140,16 @@ async def main(args: argparse.Namespace) -> int:
     stop = loop.create_future()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, lambda: stop.done() or stop.set_result(None))
-    tasks = [asyncio.create_task(t) for t in (registrar.run(), nodes.run(), overlay.run(), node_setup())]
+    jobs = [registrar.run(), nodes.run(), overlay.run(), node_setup()]
+    if not args.no_pods:
+        from nodeagent.pods.manager import PodManager
+        from nodeagent.pods.sandbox import Sandboxes
+        sandboxes = Sandboxes(args.cni_conf_dir, [d for d in args.cni_bin_dir.split(",") if d],
+                              os.path.join(args.data_dir, "cni-cache"))
+        pods = PodManager(client, args.node_name, ip, sandboxes, os.path.join(args.data_dir, "pods"),
+                          netns_prefix=args.netns_prefix, backoff_base=args.restart_backoff)
+        jobs.append(pods.run())
+    tasks = [asyncio.create_task(t) for t in jobs]
     log.info("agent for node %s: underlay %s %s/%d mtu %d, VTEP %s", args.node_name, iface, ip, prefix, mtu, overlay.vtep_mac)
     done, _ = await asyncio.wait([stop, *tasks], return_when=asyncio.FIRST_COMPLETED)
     for t in tasks:
@@ -136,6 +166,7 @@ async def main(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise here
     return asyncio.run(main(args))
 
 

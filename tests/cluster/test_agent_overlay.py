@@ -30,12 +30,16 @@ def wait(cond, timeout=20.0, what="condition"):
 class Agent:
     def __init__(self, lab: NetLab, node: str, server_url: str, run_dir: str):
         self.ns, self.ip = lab.nodes[node]
-        self.args = ["ip", "netns", "exec", self.ns, sys.executable, "-m", "nodeagent.cli", "agent",
+        # nsenter --net switches only the network namespace. `ip netns exec` would also give the
+        # agent a private mount namespace, and the pod namespaces it creates (bind mounts under
+        # /run/netns) would then be invisible to everyone else, its own next run included.
+        self.args = ["nsenter", f"--net=/run/netns/{self.ns}", sys.executable, "-m", "nodeagent.cli", "agent",
                      "--server", server_url, "--node-name", node, "--underlay-interface", "eth0",
                      "--run-dir", run_dir, "--vxlan-device", "navx0", "--renew-interval", "1",
                      "--log-level", "info"]
         self.run_dir = run_dir
-        self.log = open(os.path.join(run_dir + ".log"), "ab")
+        os.makedirs(os.path.dirname(run_dir), exist_ok=True)
+        self.log = open(run_dir + ".log", "ab")
         self.proc = None
 
     def start(self):
