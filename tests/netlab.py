@@ -47,14 +47,15 @@ class NetLab:
         self.nodes[name] = (ns, ip)
         return ns
 
-    def add_pod(self, node: str, pod: str, pod_cidr: str, host_octet: int = 2) -> tuple[str, str]:
+    def add_pod(self, node: str, pod: str, pod_cidr: str, host_octet: int = 2, mtu: int = 1500) -> tuple[str, str]:
         """A pod by hand (until the pod runtime makes them): returns (namespace, pod IP)."""
         node_ns = self.nodes[node][0]
         ns = self._ns(f"{node}-{pod}")
         net = ipaddress.ip_network(pod_cidr)
         gw, ip = net.network_address + 1, net.network_address + host_octet
         hostif = f"h{pod}"[:15]
-        sh("ip", "-n", node_ns, "link", "add", hostif, "type", "veth", "peer", "name", "eth0", "netns", ns)
+        sh("ip", "-n", node_ns, "link", "add", hostif, "mtu", str(mtu), "type", "veth", "peer", "name", "eth0",
+           "netns", ns, "mtu", str(mtu))
         existing = sh("ip", "-n", node_ns, "-o", "addr", "show")
         if f" {gw}/" not in existing:
             sh("ip", "-n", node_ns, "addr", "add", f"{gw}/{net.prefixlen}", "dev", hostif)

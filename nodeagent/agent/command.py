@@ -38,6 +38,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--vni", type=int, default=1)
     p.add_argument("--vxlan-port", type=int, default=8472)
     p.add_argument("--mtu", type=int, default=0, help="overlay MTU (default: underlay MTU - 50)")
+    p.add_argument("--no-vxlan-checksum-offload", action="store_true",
+                   help="turn transmit checksum offload off on the VXLAN device (kernels hit by "
+                        "kubernetes/kubernetes#88986 with NAT on encapsulated traffic)")
     p.add_argument("--direct-routing", action="store_true",
                    help="route to nodes on the same L2 network directly, without VXLAN")
     p.add_argument("--no-masquerade", action="store_true")
@@ -84,7 +87,8 @@ async def main(args: argparse.Namespace) -> int:
     iface = args.underlay_interface or nodeinfo.default_interface()
     ip, prefix, mtu = nodeinfo.interface_ipv4(iface)
     underlay_net = str(ipaddress.ip_interface(f"{ip}/{prefix}").network)
-    config = OverlayConfig(args.vxlan_device, args.vni, args.vxlan_port, args.mtu, args.direct_routing)
+    config = OverlayConfig(args.vxlan_device, args.vni, args.vxlan_port, args.mtu, args.direct_routing,
+                           not args.no_vxlan_checksum_offload)
     client = client_for(args)
     loop = asyncio.get_running_loop()
     kernel = ThreadPoolExecutor(1, thread_name_prefix="kernel")  # owns the netlink socket

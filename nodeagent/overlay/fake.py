@@ -56,7 +56,8 @@ class FakeNetlink:
         d = self.links[spec.name]
         self.links[spec.name] = dataclasses.replace(d, mtu=spec.mtu, up=True,
                                                     addresses=frozenset({f"{spec.address}/32"}))
-        self.tx_csum_off.add(spec.name)
+        if not spec.tx_checksum_offload:
+            self.tx_csum_off.add(spec.name)
 
     def link_mtu(self, name: str) -> int:
         return self.links[name].mtu

@@ -91,12 +91,11 @@ class NetlinkBackend:
         if (spec.address, 32) not in have:
             self.ipr.addr("add", index=idx, address=spec.address, prefixlen=32)
         self.ipr.link("set", index=idx, state="up")
-        self._tx_checksum_off(spec.name)
+        if not spec.tx_checksum_offload:
+            self._tx_checksum_off(spec.name)
 
     def _tx_checksum_off(self, name: str) -> None:
-        # kubernetes/kubernetes#88986: with tx checksum offload on the VXLAN device, some kernels
-        # send packets with bad checksums that are dropped and retransmitted after ~63 s. flannel
-        # turns the offload off; so do we. The name is ours (from the config), not user data.
+        # See OverlayConfig.tx_checksum_offload. The name is ours (from the config).
         cmd = ["ethtool", "-K", name, "tx-checksum-ip-generic", "off"]
         if self.netns:
             cmd = ["ip", "netns", "exec", self.netns] + cmd

@@ -39,7 +39,7 @@ def overlay_node(node: dict) -> OverlayNode:
 def plan(local: OverlayNode, nodes: list[OverlayNode], config: OverlayConfig, *,
          underlay_device: str, underlay_mtu: int, underlay_net: str = "") -> Desired:
     device = DeviceSpec(config.device, config.vni, config.port, local.underlay_ip, underlay_device,
-                        config.device_mtu(underlay_mtu), local.gateway)
+                        config.device_mtu(underlay_mtu), local.gateway, config.tx_checksum_offload)
     desired = Desired(device)
     same_l2 = ipaddress.ip_network(underlay_net, strict=False) if (config.direct_routing and underlay_net) else None
     taken: dict[str, str] = {}

@@ -35,7 +35,7 @@ def test_first_reconcile_creates_device_and_entries_in_order():
     assert res.device_created and sorted(res.added) == ["b", "c"]
     d = k.device(CFG.device)
     assert d.kind == "vxlan" and d.vni == 1 and d.port == 8472 and d.mtu == 1450 and d.up
-    assert CFG.device in k.tx_csum_off
+    assert CFG.device not in k.tx_csum_off  # offload stays on unless asked
     neigh, fdb, routes = state(k)
     assert neigh == {Neighbour("10.244.2.0", B.vtep_mac), Neighbour("10.244.3.0", C.vtep_mac)}
     assert fdb == {Fdb(B.vtep_mac, B.underlay_ip), Fdb(C.vtep_mac, C.underlay_ip)}
@@ -43,6 +43,13 @@ def test_first_reconcile_creates_device_and_entries_in_order():
     # per node: neighbour, then FDB, then the route (a route first would make the kernel ARP)
     adds = [c for c in k.calls if c.startswith("add_")]
     assert adds[:3] == ["add_neighbour", "add_fdb", "add_route"]
+
+
+def test_checksum_offload_off_when_asked():
+    k = FakeNetlink()
+    cfg = OverlayConfig(tx_checksum_offload=False)
+    OverlayApplier(k).reconcile(plan(A, [A, B], cfg, underlay_device="eth0", underlay_mtu=1500))
+    assert cfg.device in k.tx_csum_off
 
 
 def test_second_reconcile_with_no_change_does_nothing():
