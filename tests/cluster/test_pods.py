@@ -143,6 +143,26 @@ def test_crash_restart_with_backoff_and_probes(cluster):
     assert not ready(pod_of(api, "unready"))
 
 
+def test_readiness_turns_unready_and_ready_again_and_liveness_restarts(cluster, tmp_path):
+    lab, api, agents = cluster
+    flag = tmp_path / "ready-flag"
+    flag.write_text("yes")
+    probe = {"exec": {"command": ["test", "-f", str(flag)]}, "periodSeconds": 1, "failureThreshold": 1}
+    api.post("/api/v1/namespaces/default/pods", json=netexec_pod("flappy", "a", readinessProbe=probe))
+    wait(lambda: ready(pod_of(api, "flappy")), timeout=30, what="flappy Ready")
+    flag.unlink()
+    wait(lambda: not ready(pod_of(api, "flappy")), timeout=15, what="flappy unready")
+    flag.write_text("yes")
+    wait(lambda: ready(pod_of(api, "flappy")), timeout=15, what="flappy Ready again")
+    assert restarts(pod_of(api, "flappy")) == 0  # readiness never restarts a container
+
+    live = {"httpGet": {"path": "/nope", "port": "http"}, "periodSeconds": 1, "failureThreshold": 2}
+    api.post("/api/v1/namespaces/default/pods", json=netexec_pod("dying", "b", livenessProbe=live))
+    p = wait(lambda: (lambda p: p if restarts(p) >= 1 else None)(pod_of(api, "dying")), timeout=40,
+             what="a restart after liveness failures")
+    assert p["status"]["containerStatuses"][0]["lastState"]["terminated"]
+
+
 def test_agent_kill_9_adopts_running_pods(cluster):
     lab, api, agents = cluster
     api.post("/api/v1/namespaces/default/pods", json=netexec_pod("steady", "a"))
