@@ -125,10 +125,6 @@ def pod_start(count: int) -> None:
             agent.kill()
         if server:
             server.stop()
-        import os
-        for ns in os.listdir("/run/netns") if os.path.isdir("/run/netns") else []:
-            if ns.startswith(lab.tag):
-                subprocess.run(["ip", "netns", "del", ns], capture_output=True)
         lab.close()
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -5,9 +5,21 @@ Everything is removed by close(), which tests call in a finally (the fixture doe
 from __future__ import annotations
 
 import ipaddress
+import os
+import signal
 import subprocess
 
 from tests.conftest import unique
+
+
+def remove_namespace(ns: str) -> None:
+    pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout.split()
+    for pid in pids:
+        try:
+            os.kill(int(pid), signal.SIGKILL)
+        except (ProcessLookupError, ValueError):
+            pass
+    subprocess.run(["ip", "netns", "del", ns], capture_output=True)
 
 
 def sh(*args: str) -> str:
@@ -66,8 +78,13 @@ class NetLab:
         return ns, str(ip)
 
     def close(self) -> None:
-        for ns in reversed(self.namespaces):
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+        """Remove every namespace this lab made, and those named with its tag (pods), after
+        killing what runs in them: pod processes outlive their agent on purpose."""
+        names = list(reversed(self.namespaces))
+        if os.path.isdir("/run/netns"):
+            names += [n for n in os.listdir("/run/netns") if n.startswith(self.tag) and n not in names]
+        for ns in names:
+            remove_namespace(ns)
         self.namespaces.clear()
 
 
