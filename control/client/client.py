@@ -80,7 +80,10 @@ class ApiClient:
                 if attempt == len(self.servers) - 1:
                     raise
                 self.fail_over()
-        body_out = orjson.loads(r.content) if r.content else {}
+        if r.content and "json" in r.headers.get("content-type", ""):
+            body_out = orjson.loads(r.content)
+        else:  # health endpoints answer plain text
+            body_out = {"text": r.text} if r.content else {}
         if r.status_code >= 400:
             raise ApiStatusError(r.status_code, body_out if isinstance(body_out, dict) else {})
         return body_out

@@ -1,0 +1,180 @@
+"""The one place that talks to the kernel's nftables: `nft -f -` for a transaction (one atomic
+commit) and `nft -j list table` to read our table back. Like knftables we shell out to the `nft`
+binary: its syntax is the documented interface, and a script is easy to log and replay.
+No shell is involved; arguments are a list and the script goes through stdin.
+"""
+from __future__ import annotations
+
+import logging
+import subprocess
+from dataclasses import dataclass, field
+
+import orjson
+
+from ..netns import command_prefix
+from .layout import check_table_name, map_def
+
+log = logging.getLogger("nodeagent.proxy.nft")
+
+
+class NftError(RuntimeError):
+    pass
+
+
+@dataclass
+class KernelTable:
+    """Our table as found in the kernel, in the renderer's canonical form."""
+    chains: dict[str, int] = field(default_factory=dict)         # chain -> number of rules
+    hooks: dict[str, tuple] = field(default_factory=dict)        # base chain -> (type, hook, prio)
+    maps: dict[str, dict[str, object]] = field(default_factory=dict)   # same text form as render.py
+
+    @property
+    def fingerprint(self) -> str | None:
+        fp = self.maps.get("fingerprint") or {}
+        return next(iter(fp)) if len(fp) == 1 else None
+
+
+def _scalar(kind: str, v) -> str:
+    if kind == "mark":
+        return f"{int(v):#010x}"
+    if kind == "ipv4_prefix":
+        if isinstance(v, dict) and "prefix" in v:
+            return f"{v['prefix']['addr']}/{v['prefix']['len']}"
+        if isinstance(v, dict) and "range" in v:
+            a, b = v["range"]
+            return f"{a}-{b}"
+        return f"{v}/32"
+    return str(v)
+
+
+def _fields(kinds: tuple, v) -> str:
+    """JSON element -> the text we write for it ("10.96.0.1 . tcp . 80")."""
+    if isinstance(v, dict) and "concat" in v:
+        v = v["concat"]
+    elif not isinstance(v, list):
+        v = [v]
+    if len(v) != len(kinds):
+        raise NftError(f"element {v!r} does not have the fields {kinds}")
+    return " . ".join(_scalar(k, x) for k, x in zip(kinds, v))
+
+
+def _value(d, v):
+    if d.value == ("verdict",):
+        for verb in ("goto", "jump"):
+            if isinstance(v, dict) and verb in v:
+                return f"{verb} {v[verb]['target']}"
+        return str(next(iter(v))) if isinstance(v, dict) else str(v)
+    return _fields(d.value, v)
+
+
+def parse_table_json(text: bytes | str) -> KernelTable:
+    """`nft -j list table` output -> KernelTable. Maps we do not know are kept by name only."""
+    out = KernelTable()
+    for item in orjson.loads(text).get("nftables", []):
+        if "chain" in item:
+            c = item["chain"]
+            out.chains.setdefault(c["name"], 0)
+            if "hook" in c:
+                out.hooks[c["name"]] = (c.get("type"), c["hook"], c.get("prio"))
+        elif "rule" in item:
+            name = item["rule"]["chain"]
+            out.chains[name] = out.chains.get(name, 0) + 1
+        elif "map" in item or "set" in item:
+            s = item.get("map") or item.get("set")
+            d = map_def(s["name"])
+            elems: dict[str, object] = {}
+            out.maps[s["name"]] = elems
+            if d is None:
+                continue
+            for e in s.get("elem", []):
+                if d.value is None:
+                    if isinstance(e, dict) and "elem" in e:
+                        e = e["elem"]["val"]
+                    elems[_fields(d.key, e)] = None
+                else:
+                    k, v = e
+                    if isinstance(k, dict) and "elem" in k:
+                        k = k["elem"]["val"]
+                    elems[_fields(d.key, k)] = _value(d, v)
+    return out
+
+
+class Running:
+    """An `nft` process working on a transaction. The script is written from a thread so that
+    the caller is free while nft reads and commits."""
+
+    def __init__(self, proc, timeout: float, data: bytes = b""):
+        import threading
+        self.proc, self.timeout, self._err = proc, timeout, b""
+        self._thread = None
+        if proc is not None:
+            self._thread = threading.Thread(target=self._feed, args=(data,), daemon=True)
+            self._thread.start()
+
+    def _feed(self, data: bytes) -> None:
+        try:
+            _, self._err = self.proc.communicate(data, timeout=self.timeout)
+        except Exception as err:   # timeout or broken pipe: reported by wait()
+            self.proc.kill()
+            self._err = str(err).encode()
+
+    def wait(self) -> None:
+        if self.proc is None:
+            return
+        self._thread.join()
+        if self.proc.returncode != 0:
+            raise NftError(self._err.decode(errors="replace").strip()[:4000] or f"nft exited {self.proc.returncode}")
+
+
+class NftBackend:
+    """Real kernel. `netns` runs every command inside that named network namespace."""
+
+    def __init__(self, netns: str | None = None, nft: str = "nft", timeout: float = 120.0):
+        self.prefix = command_prefix(netns) + [nft]
+        self.timeout = timeout
+        self.netns = netns
+
+    def apply(self, script: str) -> None:
+        self.start(script).wait()
+
+    def start(self, script: str) -> "Running":
+        """Start `nft -f -` on the script and return at once; `wait()` raises NftError."""
+        if not script:
+            return Running(None, self.timeout)
+        proc = subprocess.Popen(self.prefix + ["-f", "-"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE)
+        return Running(proc, self.timeout, script.encode())
+
+    def read(self, family: str, table: str) -> KernelTable | None:
+        r = subprocess.run(self.prefix + ["-j", "list", "table", family, table], capture_output=True,
+                           timeout=self.timeout)
+        if r.returncode != 0:
+            err = r.stderr.decode(errors="replace")
+            if "No such file or directory" in err:
+                return None
+            raise NftError(err.strip()[:4000])
+        return parse_table_json(r.stdout)
+
+    def read_map(self, family: str, table: str, name: str) -> dict:
+        r = subprocess.run(self.prefix + ["-j", "list", "map", family, table, name], capture_output=True,
+                           timeout=self.timeout)
+        if r.returncode != 0:
+            return {}
+        return parse_table_json(r.stdout).maps.get(name, {})
+
+    def list_text(self, family: str, table: str) -> str:
+        r = subprocess.run(self.prefix + ["list", "table", family, table], capture_output=True,
+                           timeout=self.timeout)
+        return r.stdout.decode() if r.returncode == 0 else ""
+
+    def delete_table(self, family: str, table: str) -> bool:
+        """Remove our table (cleanup); False when it was not there."""
+        check_table_name(table)
+        if self.read_exists(family, table):
+            self.apply(f"delete table {family} {table}\n")
+            return True
+        return False
+
+    def read_exists(self, family: str, table: str) -> bool:
+        r = subprocess.run(self.prefix + ["list", "tables", family], capture_output=True, timeout=self.timeout)
+        return any(line.split()[-1] == table for line in r.stdout.decode().splitlines() if line.strip())
