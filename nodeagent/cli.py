@@ -11,8 +11,12 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
 
     from control import apiserver, init, tokencmd
+    from control.controllers import command as controllers
+    from control.scheduler import command as scheduler
     from nodeagent import join, netexec
     from nodeagent.agent import command as agent
+    from nodeagent.lab import command as lab
+    from nodeagent.proxy import command as proxy
 
     for name, module, text in (
         ("apiserver", apiserver, "run the control plane's API server"),
@@ -21,6 +25,10 @@ def main(argv: list[str] | None = None) -> int:
         ("token", tokencmd, "list, create and revoke join tokens"),
         ("agent", agent, "run the node agent (registration, heartbeat, overlay)"),
         ("netexec", netexec, "run the built-in test server (HTTP, TCP and UDP echo)"),
+        ("scheduler", scheduler, "run the scheduler"),
+        ("controller-manager", controllers, "run the controllers (endpoints, replica sets, deployments, node IPAM, ...)"),
+        ("proxy", proxy, "run the service proxy; `nodeagent proxy cleanup` removes its rules"),
+        ("lab", lab, "a multi-node cluster of network namespaces on this machine"),
     ):
         # No abbreviations: `join --token SECRET` must not be taken for `--token-file SECRET`.
         p = sub.add_parser(name, help=text, allow_abbrev=False,

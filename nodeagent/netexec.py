@@ -1,7 +1,7 @@
 """The built-in test server, in the spirit of Kubernetes' e2e `agnhost netexec`.
 
     nodeagent netexec [--http-port 8080] [--tcp-port 0] [--udp-port 0]
-                      [--health-status "Ratings is healthy"]
+                      [--health-status "Ratings is healthy"] [--delay-shutdown SECONDS]
 
 HTTP: /hostname (the pod's name), /node (the node it runs on), /echo?msg=..., /clientip (the
 source address and port as this server sees them, which is how tests check masquerading), /health
@@ -111,6 +111,10 @@ async def main_async(args: argparse.Namespace) -> None:
     print(f"netexec serving http :{args.http_port}" + (f" tcp :{args.tcp_port}" if args.tcp_port else "")
           + (f" udp :{args.udp_port}" if args.udp_port else ""), flush=True)
     await stop
+    if args.delay_shutdown:
+        # agnhost's --delay-shutdown: keep serving a while after SIGTERM, so that requests sent
+        # before every proxy has removed this endpoint still get answers.
+        await asyncio.sleep(args.delay_shutdown)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -119,6 +123,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--udp-port", type=int, default=0, help="UDP echo port (0: none)")
     p.add_argument("--address", default="0.0.0.0")
     p.add_argument("--health-status", default="", help='the /health status text (default: "<pod> is healthy")')
+    p.add_argument("--delay-shutdown", type=float, default=0.0, metavar="SECONDS",
+                   help="keep serving this long after SIGTERM (as agnhost netexec --delay-shutdown)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -105,7 +105,7 @@ def listening_socket_in(ns: str, ip: str, port: int = 0):
             if libc.setns(fd, 0x40000000) != 0:
                 box.append(OSError(ctypes.get_errno(), "setns"))
                 return
-            s = socket.socket()
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # see ThreadServer
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             s.bind((ip, port))
             s.listen(128)

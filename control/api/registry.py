@@ -323,6 +323,10 @@ class Registry:
         for _ in range(GUARANTEED_UPDATE_TRIES):
             cur = await self.get(res, ns, name)
             pod = copy.deepcopy(cur.obj)
+            if binding.metadata.uid and binding.metadata.uid != pod["metadata"]["uid"]:
+                # a decision made for a pod that has since been deleted and re-created
+                raise E.conflict("pods", name, f"Precondition failed: UID in precondition: {binding.metadata.uid}, "
+                                 f"UID in object meta: {pod['metadata']['uid']}")
             if pod["metadata"].get("deletionTimestamp"):
                 raise E.conflict("pods", name, "pod is being deleted, cannot be assigned to a host")
             if pod["spec"].get("nodeName"):

@@ -47,7 +47,9 @@ class ThreadServer:
         """extra_sockets: more listening sockets to serve, e.g. one bound inside a test's
         network namespace, so that both the test and the namespaces' agents reach the server."""
         self.store = SQLiteStore(db_path, history=history, watch_queue=watch_queue)
-        self.sock = socket.socket()
+        # IPPROTO_TCP explicitly: asyncio turns Nagle off only on sockets accepted from a listener
+        # whose protocol says TCP; without it every request waits ~40 ms for a delayed ACK.
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]

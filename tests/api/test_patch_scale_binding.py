@@ -95,6 +95,17 @@ def test_binding_sets_node_once(api, ns):
     assert st["reason"] == "Conflict" and "already assigned" in st["message"]
 
 
+def test_binding_for_a_recreated_pod_is_refused(api, ns):
+    coll = f"/api/v1/namespaces/{ns}/pods"
+    old = api.post(coll, json=pod("again")).json()
+    api.delete(f"{coll}/again")
+    api.post(coll, json=pod("again"))
+    st = status_of(api.post(f"{coll}/again/binding", json={"metadata": {"name": "again", "uid": old["metadata"]["uid"]},
+                                                          "target": {"kind": "Node", "name": "n1"}}))
+    assert st["reason"] == "Conflict" and "Precondition failed" in st["message"]
+    assert "nodeName" not in api.get(f"{coll}/again").json()["spec"]
+
+
 def test_status_subresource_only_changes_status(api, ns):
     coll = f"/api/v1/namespaces/{ns}/pods"
     p = api.post(coll, json=pod("st", nodeName="n1")).json()
