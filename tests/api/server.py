@@ -112,5 +112,8 @@ class ProcessServer:
         if getattr(self, "log", None):
             self.log.close()
 
+    def stop(self) -> None:
+        self.kill()
+
     def client(self, **kw) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=10, **kw)

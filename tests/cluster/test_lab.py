@@ -75,9 +75,15 @@ def test_two_labs_up_status_down_leave_nothing(labs):
             break
         assert time.monotonic() < deadline, pods
         time.sleep(0.5)
+    # Running means started; the server inside may need a moment before it listens
     code = f"import urllib.request;print(urllib.request.urlopen('http://{ips['p-n2']}:8080/node',timeout=3).read().decode())"
-    got = subprocess.run(["ip", "netns", "exec", f"nal-{a}-n1", sys.executable, "-c", code], capture_output=True, text=True).stdout
-    assert got.strip() == "n2"
+    deadline = time.monotonic() + 20
+    while True:
+        p = subprocess.run(["ip", "netns", "exec", f"nal-{a}-n1", sys.executable, "-c", code], capture_output=True, text=True)
+        if p.stdout.strip() == "n2" or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert p.stdout.strip() == "n2", p.stderr
     status = lab("status", "--name", a, state=state).stdout
     assert "n1" in status and "p-n2" in status
     assert "components:" in lab("logs", "--name", a, state=state).stdout
