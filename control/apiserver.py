@@ -1,4 +1,5 @@
-"""`nodeagent apiserver`: the API server process (uvicorn serving control.api on SQLite).
+"""`nodeagent apiserver`: the API server process (uvicorn serving control.api on SQLite, or on
+etcd with `--storage etcd`, where several API servers share one etcd cluster).
 
 HTTPS with client-certificate and token authentication is the default; it needs the files that
 `nodeagent init` makes. `--insecure-http` serves plain HTTP with no authentication at all, for
@@ -14,7 +15,7 @@ import sys
 from . import kubeconfig
 from .api.app import ApiConfig, Security, create_app
 from .auth.tokens import StaticTokens, TokenError
-from .store import SQLiteStore
+from .store import SQLiteStore, Store
 
 log = logging.getLogger("nodeagent.apiserver")
 
@@ -36,6 +37,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--node-port-range", default="30000-32767")
     p.add_argument("--history", type=int, default=100_000,
                    help="revisions of event history kept for watches to resume from (default: %(default)s)")
+    p.add_argument("--storage", choices=("sqlite", "etcd"), default="sqlite",
+                   help="sqlite: <data-dir>/state.db, for one control node; etcd: an etcd cluster shared "
+                        "by several API servers (default: %(default)s)")
+    p.add_argument("--etcd-endpoints", default="http://127.0.0.1:2379", metavar="URL[,URL...]",
+                   help="with --storage etcd: the etcd members' client URLs (default: %(default)s)")
+    p.add_argument("--etcd-cafile", default="", help="CA bundle that verifies the etcd members (https endpoints)")
+    p.add_argument("--etcd-certfile", default="", help="client certificate for etcd (--client-cert-auth)")
+    p.add_argument("--etcd-keyfile", default="", help="the client certificate's key")
+    p.add_argument("--etcd-prefix", default="",
+                   help="put every key under this prefix, to share one etcd between clusters (default: none)")
+    p.add_argument("--etcd-compaction-interval", type=float, default=300.0, metavar="SECONDS",
+                   help="how often to compact etcd to --history revisions; 0: never (default: %(default)s)")
     p.add_argument("--log-level", default="info")
 
 
@@ -54,6 +67,25 @@ def write_kubeconfig(path: str, server: str) -> None:
 def pki_paths(data_dir: str) -> dict[str, str]:
     d = os.path.join(data_dir, "pki")
     return {n: os.path.join(d, n) for n in ("ca.crt", "ca.key", "apiserver.crt", "apiserver.key")}
+
+
+def make_store(args: argparse.Namespace) -> Store:
+    if getattr(args, "storage", "sqlite") != "etcd":
+        return SQLiteStore(os.path.join(args.data_dir, "state.db"), history=args.history)
+    from .store.etcd import EtcdStore
+    for opt in ("etcd_cafile", "etcd_certfile", "etcd_keyfile"):
+        path = getattr(args, opt)
+        if path and not os.path.exists(path):
+            raise SystemExit(f"--{opt.replace('_', '-')}: {path} does not exist")
+    if bool(args.etcd_certfile) != bool(args.etcd_keyfile):
+        raise SystemExit("--etcd-certfile and --etcd-keyfile go together")
+    try:
+        return EtcdStore(args.etcd_endpoints, prefix=args.etcd_prefix, history=args.history,
+                         ca_file=args.etcd_cafile or None, cert_file=args.etcd_certfile or None,
+                         key_file=args.etcd_keyfile or None,
+                         compaction_interval=args.etcd_compaction_interval)
+    except ValueError as err:
+        raise SystemExit(f"--etcd-endpoints: {err}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -89,7 +121,9 @@ def run(args: argparse.Namespace) -> int:
         from .auth.authn import PeerCertProtocol
         tls = dict(ssl_certfile=paths["apiserver.crt"], ssl_keyfile=paths["apiserver.key"],
                    ssl_ca_certs=paths["ca.crt"], ssl_cert_reqs=ssl.CERT_OPTIONAL, http=PeerCertProtocol)
-    store = SQLiteStore(os.path.join(args.data_dir, "state.db"), history=args.history)
+    store = make_store(args)
+    if args.storage == "etcd":
+        log.info("storage: etcd at %s", args.etcd_endpoints)
     app = create_app(store, ApiConfig(service_cidr=args.service_cidr, node_port_range=node_ports,
                                       advertise_address=f"{shown}:{port}"), security)
     if args.insecure_http:

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 
 APT_PACKAGES=(iproute2 iptables nftables conntrack libnetfilter-queue-dev iperf3 gcc ethtool util-linux
-              containernetworking-plugins podman busybox-static runc)
+              containernetworking-plugins podman busybox-static runc etcd-server)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

@@ -8,12 +8,46 @@ import pytest
 
 from tests.conftest import unique
 
+from . import etcd as etcd_mod
+from . import server as server_mod
 from .server import ThreadServer
+
+# The whole API suite runs once per storage backend; NODEAGENT_TEST_BACKENDS=sqlite (or etcd)
+# runs one. etcd comes from Debian's etcd-server package (/usr/bin/etcd).
+BACKENDS = [b.strip() for b in os.environ.get("NODEAGENT_TEST_BACKENDS", "sqlite,etcd").split(",") if b.strip()]
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend(request) -> str:
+    if request.param == "etcd" and not etcd_mod.available():
+        pytest.skip(f"etcd not installed ({etcd_mod.ETCD}): apt-get install etcd-server")
+    return request.param
+
+
+@pytest.fixture(autouse=True)
+def _default_backend(backend):
+    """Every test in tests/api runs on each backend; servers it makes without naming a backend
+    take that one (only while the test runs: other tiers keep the SQLite default)."""
+    before = server_mod.BACKEND
+    server_mod.BACKEND = backend
+    yield
+    server_mod.BACKEND = before
 
 
 @pytest.fixture(scope="session")
-def server():
-    s = ThreadServer().start()
+def etcd_cluster(backend):
+    """The session's etcd (one member), started once for the session's shared server."""
+    if backend != "etcd":
+        yield None
+        return
+    c = etcd_mod.EtcdCluster().start()
+    yield c
+    c.stop()
+
+
+@pytest.fixture(scope="session")
+def server(backend, etcd_cluster):
+    s = ThreadServer(backend=backend, etcd=etcd_cluster).start()
     yield s
     s.stop()
 

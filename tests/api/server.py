@@ -1,7 +1,12 @@
 """Running a real API server for tests: in a thread of the test process (fast to start, the
-store inspectable), or as a real `nodeagent apiserver` process (for kill -9 and restarts)."""
+store inspectable), or as a real `nodeagent apiserver` process (for kill -9 and restarts).
+
+Both run on either storage backend: `backend="sqlite"` or `"etcd"`; without one they take
+BACKEND, which tests/api/conftest.py sets for each parametrised run of the suite. An etcd server
+gets a throwaway etcd of its own (stopped with it) unless it is handed an `etcd` cluster to share."""
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -17,7 +22,10 @@ import uvicorn
 from control.api.app import ApiConfig, create_app
 from control.store import SQLiteStore
 
+from .etcd import EtcdCluster
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BACKEND = "sqlite"  # the default backend; conftest.py switches it per parametrised run
 
 
 def free_port() -> int:
@@ -43,10 +51,26 @@ def wait_ready(url: str, timeout: float = 20.0, verify=True) -> None:
 class ThreadServer:
     def __init__(self, db_path: str = ":memory:", *, history: int = 100_000, watch_queue: int = 10_000,
                  node_ports: tuple[int, int] = (30000, 32767), service_cidr: str = "10.96.0.0/12",
-                 bookmark_interval: float = 60.0, extra_sockets: list[socket.socket] | None = None):
+                 bookmark_interval: float = 60.0, extra_sockets: list[socket.socket] | None = None,
+                 backend: str | None = None, etcd: EtcdCluster | None = None, etcd_prefix: str = "",
+                 compaction_interval: float = 300.0):
         """extra_sockets: more listening sockets to serve, e.g. one bound inside a test's
-        network namespace, so that both the test and the namespaces' agents reach the server."""
-        self.store = SQLiteStore(db_path, history=history, watch_queue=watch_queue)
+        network namespace, so that both the test and the namespaces' agents reach the server.
+        backend: "sqlite" or "etcd" (default: BACKEND); etcd: a cluster to share (default: a
+        throwaway one of its own, stopped by stop())."""
+        self.backend = backend or BACKEND
+        self.etcd = self._own_etcd = None
+        if self.backend == "etcd":
+            from control.store.etcd import EtcdStore
+            if etcd is None:
+                etcd = self._own_etcd = EtcdCluster().start()
+            self.etcd = etcd
+            self.store = EtcdStore(etcd.endpoints, prefix=etcd_prefix, history=history, watch_queue=watch_queue,
+                                   compaction_interval=compaction_interval)
+        elif self.backend == "sqlite":
+            self.store = SQLiteStore(db_path, history=history, watch_queue=watch_queue)
+        else:
+            raise ValueError(f"unknown backend {self.backend!r}")
         # IPPROTO_TCP explicitly: asyncio turns Nagle off only on sockets accepted from a listener
         # whose protocol says TCP; without it every request waits ~40 ms for a delayed ACK.
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
@@ -60,11 +84,24 @@ class ThreadServer:
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
                                 loop="asyncio", lifespan="on", timeout_graceful_shutdown=1)
         self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": self.sockets}, daemon=True)
+        self.thread = threading.Thread(target=self.server.run if self.backend == "sqlite" else self._run,
+                                       kwargs={"sockets": self.sockets}, daemon=True)
+
+    def _run(self, sockets) -> None:
+        async def main():
+            try:
+                await self.server.serve(sockets=sockets)
+            finally:
+                await self.store.close()  # its gRPC channels belong to this thread's event loop
+        asyncio.run(main())
 
     def start(self) -> "ThreadServer":
         self.thread.start()
-        wait_ready(self.url)
+        try:
+            wait_ready(self.url)
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def stop(self) -> None:
@@ -72,6 +109,8 @@ class ThreadServer:
         self.thread.join(10)
         for s in self.sockets:
             s.close()
+        if self._own_etcd is not None:
+            self._own_etcd.stop()
 
     def client(self, **kw) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=10, **kw)
@@ -81,19 +120,35 @@ class ProcessServer:
     """`nodeagent apiserver` as its own process, on a data dir that survives it."""
 
     def __init__(self, data_dir: str, port: int | None = None, *, secure: bool = False,
-                 extra_args: list[str] | None = None):
+                 extra_args: list[str] | None = None, backend: str | None = None,
+                 etcd: EtcdCluster | None = None):
         self.data_dir = data_dir
         self.port = port or free_port()
         self.secure = secure
         self.url = f"{'https' if secure else 'http'}://127.0.0.1:{self.port}"
         self.kubeconfig = os.path.join(data_dir, "admin.kubeconfig")
-        self.extra_args = extra_args or []
+        self.extra_args = list(extra_args or [])
         self.proc: subprocess.Popen | None = None
         self.init_output = ""
+        self.backend = backend or BACKEND
+        self.etcd = self._own_etcd = None
+        if self.backend == "etcd":
+            if etcd is None:
+                # outlives kill()/start() (restarts keep their data); stopped by stop() or when
+                # this object goes away
+                etcd = self._own_etcd = EtcdCluster().start()
+            self.etcd = etcd
+            self.extra_args += ["--storage", "etcd", "--etcd-endpoints", etcd.endpoints]
         if secure:
             self.init_output = subprocess.run(
                 [sys.executable, "-m", "nodeagent.cli", "init", "--data-dir", data_dir, "--port", str(self.port)],
                 cwd=ROOT, check=True, capture_output=True, text=True).stdout
+            if self.backend == "etcd":
+                # `nodeagent init` puts its join token into <data-dir>/state.db (SQLite): carry it
+                # over the way a user moving to etcd would
+                subprocess.run([sys.executable, "-m", "control.store.migrate", "--from",
+                                f"sqlite:{os.path.join(data_dir, 'state.db')}", "--to", f"etcd:{etcd.endpoints}"],
+                               cwd=ROOT, check=True, capture_output=True, text=True)
 
     def start(self) -> "ProcessServer":
         self.log = open(os.path.join(self.data_dir, "apiserver.log"), "ab")
@@ -113,7 +168,10 @@ class ProcessServer:
             self.log.close()
 
     def stop(self) -> None:
+        """kill(), and stop the etcd this server started for itself."""
         self.kill()
+        if self._own_etcd is not None:
+            self._own_etcd.stop()
 
     def client(self, **kw) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=10, **kw)

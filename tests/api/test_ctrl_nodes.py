@@ -49,7 +49,9 @@ def test_node_whose_lease_expires_loses_its_endpoints_at_once_and_its_pods_move(
             return ready["status"] == "Unknown" and n
         node = wait_until(node_unknown, 10, interval=0.02, what="node Ready Unknown")
         unknown_at = time.monotonic()
-        assert unknown_at - killed >= 1.0, "marked Unknown before the grace period"
+        # the grace runs from the last renewal, which may precede the kill by a renew interval
+        # (0.3 s) plus a slow write: not before about half the grace period
+        assert unknown_at - killed >= 0.75, "marked Unknown before the grace period"
         wait_until(lambda: ("node.kubernetes.io/unreachable", "NoExecute") in {
             (t["key"], t["effect"]) for t in c.api.get(f"/api/v1/nodes/{victim}").json()["spec"].get("taints") or []},
             1, interval=0.02, what="the unreachable taint")
