@@ -90,34 +90,13 @@ class NetLab:
 
 def listening_socket_in(ns: str, ip: str, port: int = 0):
     """A TCP socket bound and listening inside namespace `ns` (a socket keeps the namespace it
-    was made in), made on a short-lived thread so this process never leaves its own namespace."""
-    import ctypes
-    import os
+    was made in), so that this process never leaves its own namespace."""
     import socket
-    import threading
 
-    box: list = []
-
-    def body():
-        libc = ctypes.CDLL(None, use_errno=True)
-        fd = os.open(f"/run/netns/{ns}", os.O_RDONLY)
-        try:
-            if libc.setns(fd, 0x40000000) != 0:
-                box.append(OSError(ctypes.get_errno(), "setns"))
-                return
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # see ThreadServer
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            s.bind((ip, port))
-            s.listen(128)
-            box.append(s)
-        except OSError as err:
-            box.append(err)
-        finally:
-            os.close(fd)
-
-    t = threading.Thread(target=body)
-    t.start()
-    t.join()
-    if isinstance(box[0], Exception):
-        raise box[0]
-    return box[0]
+    from nodeagent.proxy.netns import socket_in
+    # IPPROTO_TCP explicitly: see ThreadServer (asyncio sets TCP_NODELAY only then)
+    s = socket_in(ns, socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((ip, port))
+    s.listen(128)
+    return s

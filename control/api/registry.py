@@ -19,7 +19,7 @@ from .alloc import AllocationError, Allocator
 from .defaults import DEFAULTERS
 from .models import Binding, DeleteOptions, Scale
 from .resources import BY_KIND, Resource
-from .selectors import FieldSelector, LabelSelector, selector_from_dict
+from .selectors import FieldSelector, LabelSelector
 from .strategy import (generate_name, prepare_create, prepare_update, scheduled_condition)
 from .validation import validate
 

@@ -14,7 +14,7 @@
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 ADMIN_GROUP = "system:masters"
 NODES_GROUP = "system:nodes"

@@ -18,7 +18,7 @@ import sqlite3
 
 import orjson
 
-from .base import (ADDED, DELETED, MODIFIED, Create, Delete, Event, Expired, KeyExists,
+from .base import (ADDED, DELETED, MODIFIED, Create, Event, Expired, KeyExists,
                    KeyNotFound, Op, Record, RevisionMismatch, Update, stamp)
 from .watchhub import QueueWatch, WatchHub
 

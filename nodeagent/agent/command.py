@@ -132,7 +132,8 @@ async def main(args: argparse.Namespace) -> int:
                 written_for = overlay.pod_cidr
                 state["subnet"] = True
                 log.info("podCIDR %s: wrote %s", overlay.pod_cidr, subnet_path)
-                await registrar.post_status()
+                if registrar.registered.is_set():
+                    await registrar.post_status()
             if registrar.registered.is_set() and overlay.vtep_mac and overlay.vtep_mac != state["published_mac"]:
                 try:
                     await client.patch("v1", "nodes", "", args.node_name, {"metadata": {"annotations": annotations()}})

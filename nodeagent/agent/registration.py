@@ -41,6 +41,8 @@ class Registrar:
         self.annotations = annotations or (lambda: {})
         self.ready = ready or (lambda: (True, "nodeagent is posting ready status"))
         self.registered = asyncio.Event()
+        self.restarted_at: float | None = None
+        self.restart_grace = 30.0
         self._last_ready: tuple[bool, str] | None = None
         self._ready_since = now()
 
@@ -72,7 +74,14 @@ class Registrar:
                 raise
             node = await self.client.patch("v1", "nodes", "", self.node,
                                            {"metadata": {"labels": labels, "annotations": self.annotations()}})
-            node = await self.post_status()
+            # A restart: the pods and the kernel state it left keep working, so the node is not
+            # reported NotReady while this process catches up (that would pull every endpoint on
+            # the node out of service for nothing). The first status goes out once it is ready,
+            # or after restart_grace seconds at the latest.
+            self.restarted_at = asyncio.get_running_loop().time()
+            self._last_ready = None
+            self.registered.set()
+            return node
         self._last_ready = self.ready()
         self.registered.set()
         return node
@@ -107,7 +116,9 @@ class Registrar:
             try:
                 await self.renew_lease()
                 t = asyncio.get_running_loop().time()
-                if self.ready() != self._last_ready or t - last_status >= self.status_interval:
+                catching_up = self.restarted_at is not None and not self.ready()[0] and \
+                    t - self.restarted_at < self.restart_grace
+                if not catching_up and (self.ready() != self._last_ready or t - last_status >= self.status_interval):
                     await self.post_status()
                     last_status = t
             except Exception as err:  # keep going: the next renewal may work

@@ -32,7 +32,7 @@ def node_ip(i: int) -> str:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("action", choices=["up", "down", "status", "logs", "kubeconfig", "demo", "restart"])
+    p.add_argument("action", choices=["up", "down", "status", "logs", "kubeconfig", "demo", "restart", "trace"])
     p.add_argument("component", nargs="?", default="", help="for logs and restart: apiserver, scheduler, "
                    "controller-manager, forward, or a node name (logs without one lists them)")
     p.add_argument("--name", default="lab", help="the lab's name (several labs can coexist)")
@@ -43,6 +43,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="each lab keeps its files in <state-root>/<name>")
     p.add_argument("--api-port", type=int, default=0, help="host loopback port for kubectl (default: a free one)")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for every node to be Ready")
+    p.add_argument("--service", default="", help="for trace: NAMESPACE/NAME (default: every service)")
+    p.add_argument("--seconds", type=float, default=0, help="for trace: stop after this long")
+    p.add_argument("--count", type=int, default=0, help="for trace: stop after this many connections (per node)")
     p.add_argument("--node-grace", type=float, default=40.0,
                    help="seconds without a heartbeat before a node is Unknown and its endpoints leave")
     p.add_argument("--eviction-timeout", type=float, default=300.0,
@@ -138,8 +141,8 @@ class Lab:
         self.spawn("apiserver", [PY, "-m", "nodeagent.cli", "apiserver", "--data-dir", control,
                                  "--listen", f"{CONTROL_IP}:6443"], netns=ul)
         port = self.args.api_port or free_port()
-        self.spawn("forward", [PY, "-m", "nodeagent.lab.forward", "--port", str(port), "--netns",
-                               f"/run/netns/{ul}", "--to", f"{CONTROL_IP}:6443", "--state", self.dir])
+        self.spawn("forward", [PY, "-m", "nodeagent.lab.forward", "--port", str(port), "--netns", ul,
+                               "--to", f"{CONTROL_IP}:6443", "--state", self.dir])
         info = self.info()
         info["api_port"] = port
         self.save(info)
@@ -322,6 +325,45 @@ class Lab:
         from .demo import run as run_demo
         return run_demo(self.kubeconfig, self.name)
 
+    def trace(self) -> int:
+        """`nodeagent trace` in every node's namespace, their lines merged as they come."""
+        import selectors
+        if not self.alive():
+            raise T.LabError(f"lab {self.name} is not up")
+        admin = os.path.join(self.dir, "control", "admin.kubeconfig")   # the underlay address
+        procs = []
+        for node in self.info().get("nodes", []):
+            cmd = ["nsenter", f"--net=/run/netns/{T.ns_name(self.name, node)}", PY, "-m", "nodeagent.cli", "trace",
+                   "--kubeconfig", admin, "--node", node]
+            for flag, value in (("--service", self.args.service), ("--seconds", self.args.seconds),
+                                ("--count", self.args.count)):
+                if value:
+                    cmd += [flag, str(value)]
+            procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=ROOT, bufsize=1))
+        sel = selectors.DefaultSelector()
+        for p in procs:
+            sel.register(p.stdout, selectors.EVENT_READ)
+        try:
+            open_streams = len(procs)
+            while open_streams:
+                for key, _ in sel.select(timeout=0.5):
+                    line = key.fileobj.readline()
+                    if not line:
+                        sel.unregister(key.fileobj)
+                        open_streams -= 1
+                    else:
+                        sys.stdout.write(line)
+                        sys.stdout.flush()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            for p in procs:
+                if p.poll() is None:
+                    p.send_signal(signal.SIGTERM)   # each tracer removes its table on the way out
+            for p in procs:
+                p.wait(10)
+        return 0
+
     def show_logs(self, component: str) -> int:
         try:
             names = sorted(n[:-4] for n in os.listdir(self.logs) if n.endswith(".log"))
@@ -370,7 +412,8 @@ def run(args: argparse.Namespace) -> int:
                 "logs": lambda: lab.show_logs(args.component),
                 "kubeconfig": lambda: print(lab.kubeconfig) or 0,
                 "demo": lab.demo,
-                "restart": lambda: lab.restart(args.component)}[args.action]()
+                "restart": lambda: lab.restart(args.component),
+                "trace": lab.trace}[args.action]()
     except T.LabError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

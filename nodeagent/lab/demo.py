@@ -121,7 +121,7 @@ async def demo(kubeconfig: str, lab: str, requests: int) -> int:
     cip = details["spec"]["clusterIP"]
     show(f"ClusterIP of details, from the client pod on {node_of_client}", client_ns, f"http://{cip}:9080/", requests)
     rip = ratings["spec"]["clusterIP"]
-    show(f"ClusterIP of ratings, from the same pod", client_ns, f"http://{rip}:9080/", requests)
+    show("ClusterIP of ratings, from the same pod", client_ns, f"http://{rip}:9080/", requests)
     np = ratings["spec"]["ports"][0]["nodePort"]
     show(f"NodePort {np} of ratings on node {nodes[0]['metadata']['name']}, from the client namespace outside the cluster",
          T.ns_name(lab, "client"), f"http://{node_ip}:{np}/", requests)

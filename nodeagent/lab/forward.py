@@ -7,37 +7,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import signal
 import socket
 import sys
-import threading
+
+from nodeagent.proxy.netns import socket_in
 
 
-def connect_in(ns_path: str, host: str, port: int) -> socket.socket:
-    box: list = []
-
-    def body():
-        import ctypes
-        libc = ctypes.CDLL(None, use_errno=True)
-        fd = os.open(ns_path, os.O_RDONLY)
-        try:
-            if libc.setns(fd, 0x40000000) != 0:
-                raise OSError(ctypes.get_errno(), "setns")
-            s = socket.create_connection((host, port), timeout=5)
-            s.setblocking(False)
-            box.append(s)
-        except OSError as err:
-            box.append(err)
-        finally:
-            os.close(fd)
-
-    t = threading.Thread(target=body)
-    t.start()
-    t.join()
-    if isinstance(box[0], Exception):
-        raise box[0]
-    return box[0]
+def connect_in(ns_name: str, host: str, port: int) -> socket.socket:
+    """A connection made from inside the namespace (the socket stays in it)."""
+    s = socket_in(ns_name, socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.settimeout(5)
+        s.connect((host, port))
+        s.setblocking(False)
+        return s
+    except OSError:
+        s.close()
+        raise
 
 
 async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -51,12 +38,12 @@ async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> No
         writer.close()
 
 
-async def serve(listen: str, listen_port: int, ns_path: str, host: str, port: int) -> None:
+async def serve(listen: str, listen_port: int, ns_name: str, host: str, port: int) -> None:
     loop = asyncio.get_running_loop()
 
     async def handle(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
         try:
-            up = await loop.run_in_executor(None, connect_in, ns_path, host, port)
+            up = await loop.run_in_executor(None, connect_in, ns_name, host, port)
         except OSError:
             w.close()
             return
@@ -75,7 +62,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m nodeagent.lab.forward")
     p.add_argument("--listen", default="127.0.0.1")
     p.add_argument("--port", type=int, required=True)
-    p.add_argument("--netns", required=True, help="path of the namespace, e.g. /run/netns/nal-lab-ul")
+    p.add_argument("--netns", required=True, help="name of the namespace, e.g. nal-lab-ul")
     p.add_argument("--to", required=True, metavar="HOST:PORT")
     p.add_argument("--state", default="", help="the lab's state dir: marks this process as the lab's")
     a = p.parse_args(argv)

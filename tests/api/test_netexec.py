@@ -1,12 +1,10 @@
 """The built-in test server, over real loopback sockets."""
 from __future__ import annotations
 
-import json
 import os
 import socket
 import subprocess
 import sys
-import time
 
 import httpx
 import pytest

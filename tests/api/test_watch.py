@@ -5,7 +5,6 @@ from __future__ import annotations
 import socket
 import time
 
-import pytest
 
 from .conftest import pod, service
 from .server import ThreadServer

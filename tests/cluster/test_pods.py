@@ -12,7 +12,7 @@ import time
 import httpx
 import pytest
 
-from tests.api.server import ROOT, ThreadServer
+from tests.api.server import ThreadServer
 from tests.netlab import NetLab, listening_socket_in, sh
 
 from .test_agent_overlay import Agent, wait

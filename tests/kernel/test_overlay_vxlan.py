@@ -2,10 +2,8 @@
 nodes reach each other by pod IP; a removed node loses its entries; a deleted device is repaired."""
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
-import threading
 
 import pytest
 

@@ -7,7 +7,7 @@ round-trip unchanged. Stored objects are the validated JSON itself, not a re-dum
 """
 from __future__ import annotations
 
-from typing import Any, Literal, Optional, Union
+from typing import Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict
 
