@@ -53,7 +53,10 @@ def rules(targets: list[tuple[str, str, int]], queue: int) -> list[list[str]]:
             pre_dst, post_dst = ["-d", ip], ["--ctorigdst", ip]
         out.append(["-t", "mangle", "-A", PRE, *pre_dst, "-p", proto, "--dport", str(int(port)), "-m", "conntrack",
                     "--ctstate", "NEW", *queue_to, str(queue), "--queue-bypass"])
-        out.append(["-t", "filter", "-A", POST, "-p", proto, "-m", "conntrack", "--ctstate", "NEW", *post_dst,
+        # the DNAT state: a connection the proxy did not translate (no endpoint: it is rejected,
+        # in iptables mode from filter chains that run after ours) stays pending and shows as REJECT
+        out.append(["-t", "filter", "-A", POST, "-p", proto, "-m", "conntrack", "--ctstate", "NEW",
+                    "-m", "conntrack", "--ctstate", "DNAT", *post_dst,
                     "--ctorigdstport", str(int(port)), *queue_to, str(queue + 1), "--queue-bypass"])
     return out
 

@@ -54,8 +54,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--netns-prefix", default="nap-", help="pod namespaces are named <prefix><pod uid>")
     p.add_argument("--restart-backoff", type=float, default=10.0, help="first crash-loop back-off in seconds (doubles up to 300)")
     p.add_argument("--no-pods", action="store_true", help="do not run pods (overlay and registration only)")
-    p.add_argument("--proxy-mode", choices=["nftables", "none"], default="nftables",
-                   help="run the service proxy in this process (default: %(default)s; iptables mode is not built yet)")
+    p.add_argument("--proxy-mode", choices=["nftables", "iptables", "none"], default="nftables",
+                   help="run the service proxy in this process (default: %(default)s; none: leave it out)")
     p.add_argument("--nodeport-addresses", default="", help="CIDRs whose local addresses serve node ports (default: all)")
     p.add_argument("--lease-seconds", type=int, default=40)
     p.add_argument("--renew-interval", type=float, default=10.0)
@@ -159,7 +159,8 @@ async def main(args: argparse.Namespace) -> int:
         jobs.append(pods.run())
     if args.proxy_mode != "none":
         from nodeagent.proxy import command as proxy
-        pargs = argparse.Namespace(node_name=args.node_name, cluster_cidr=args.cluster_cidr,
+        pargs = argparse.Namespace(mode=args.proxy_mode, iptables_backend="legacy",
+                                   node_name=args.node_name, cluster_cidr=args.cluster_cidr,
                                    nodeport_addresses=args.nodeport_addresses, masquerade_bit=14, table="nodeagent",
                                    netns="", min_sync_period=0.1, sync_period=30.0, full_sync_period=300.0,
                                    healthz_bind_address="0.0.0.0:10256", metrics_bind_address="127.0.0.1:10249",

@@ -37,8 +37,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "controller-manager, forward, or a node name (logs without one lists them)")
     p.add_argument("--name", default="lab", help="the lab's name (several labs can coexist)")
     p.add_argument("--nodes", type=int, default=3)
-    p.add_argument("--proxy-mode", choices=["nftables"], default="nftables",
-                   help="the nodes' service proxy (iptables mode is not built yet)")
+    p.add_argument("--proxy-mode", choices=["nftables", "iptables"], default="nftables",
+                   help="the nodes' service proxy mode (default: %(default)s)")
     p.add_argument("--state-root", default="/var/lib/nodeagent/labs",
                    help="each lab keeps its files in <state-root>/<name>")
     p.add_argument("--api-port", type=int, default=0, help="host loopback port for kubectl (default: a free one)")

@@ -1,5 +1,6 @@
 """`nodeagent proxy` (run the service proxy) and `nodeagent proxy cleanup` (remove everything
-the proxy owns: our nftables table, and nothing else)."""
+the proxy owns: our nftables table, or in iptables mode our NA- chains and jump rules, and
+nothing else)."""
 from __future__ import annotations
 
 import argparse
@@ -19,8 +20,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--server", action="append", default=[],
                    help="API server URL (repeat for fail-over); default: from --kubeconfig")
     p.add_argument("--kubeconfig", default="", help="read the API server URL from this kubeconfig")
-    p.add_argument("--mode", choices=["nftables"], default="nftables",
-                   help="data path (default: %(default)s; iptables mode is not built yet, see docs/proxy.md)")
+    p.add_argument("--mode", choices=["nftables", "iptables"], default="nftables",
+                   help="data path (default: %(default)s; see docs/proxy.md)")
+    p.add_argument("--iptables-backend", choices=["legacy", "nft"], default="legacy",
+                   help="iptables mode: which iptables binaries write the rules (default: %(default)s)")
     p.add_argument("--node-name", default="", help="this node's name (default: the host name)")
     p.add_argument("--cluster-cidr", default="10.244.0.0/16",
                    help="pod CIDR of the cluster: clients outside it are masqueraded to ClusterIPs (default: %(default)s)")
@@ -76,8 +79,12 @@ def _build(args):
         check_table_name(args.table)
     except (Invalid, ValueError) as err:
         raise SystemExit(f"invalid configuration: {err}")
-    backend = NftBackend(netns=netns)
-    proxier = NftProxier(backend, cfg, args.table)
+    if getattr(args, "mode", "nftables") == "iptables":
+        from .iptables.backend import IptablesBackend
+        from .iptables.proxier import IptablesProxier
+        proxier = IptablesProxier(IptablesBackend(getattr(args, "iptables_backend", "legacy"), netns=netns), cfg)
+    else:
+        proxier = NftProxier(NftBackend(netns=netns), cfg, args.table)
     return cfg, proxier, SyncEngine(proxier, cfg.node_name, conntrack=Conntrack(netns=netns))
 
 
@@ -88,7 +95,10 @@ def run(args: argparse.Namespace) -> int:
     cfg, proxier, engine = _build(args)
     if args.action == "cleanup":
         removed = proxier.cleanup()
-        print(f"removed nftables table ip {args.table}" if removed else f"nothing to remove (no table ip {args.table})")
+        if proxier.mode == "iptables":
+            print("removed our iptables chains and jump rules" if removed else "nothing to remove (no NA- chains)")
+        else:
+            print(f"removed nftables table ip {args.table}" if removed else f"nothing to remove (no table ip {args.table})")
         return 0
     return asyncio.run(_run(args, cfg, engine))
 
@@ -122,8 +132,9 @@ async def _run(args, cfg, engine) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    log.info("proxy for node %s (nftables table ip %s%s)", cfg.node_name, args.table,
-             f" in netns {args.netns}" if args.netns else "")
+    where = (f"iptables-{args.iptables_backend}, NA- chains" if args.mode == "iptables"
+             else f"nftables table ip {args.table}")
+    log.info("proxy for node %s (%s%s)", cfg.node_name, where, f" in netns {args.netns}" if args.netns else "")
     task = asyncio.create_task(runner.run(informers, stop))
     await stop.wait()
     # Rules stay: traffic keeps flowing while we are down; the next start reconciles them.

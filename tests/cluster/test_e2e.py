@@ -1,4 +1,4 @@
-"""End to end on a lab cluster (nftables proxy mode): pod to pod and to ClusterIPs across
+"""End to end on a lab cluster, in both proxy modes: pod to pod and to ClusterIPs across
 nodes, NodePort from outside, hairpin, readiness, scaling under load, session affinity,
 externalTrafficPolicy Local, fast rejects, and faults (agent kill -9, API server restart, a
 node stopping)."""
@@ -58,12 +58,14 @@ def wait(cond, timeout=60.0, what="condition", every=0.2):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory):
+@pytest.fixture(scope="module", params=["nftables", "iptables"])
+def lab(request, tmp_path_factory):
+    _client_pod.clear()
     state = str(tmp_path_factory.mktemp("e2e"))
     name = unique("e")[:8]
     p = subprocess.run([sys.executable, "-m", "nodeagent.cli", "lab", "up", "--name", name, "--nodes", "3",
-                        "--state-root", state, "--node-grace", "8", "--eviction-timeout", "6"],
+                        "--state-root", state, "--node-grace", "8", "--eviction-timeout", "6",
+                        "--proxy-mode", request.param],
                        cwd=ROOT, capture_output=True, text=True, timeout=300)
     api = None
     try:
@@ -260,6 +262,8 @@ def test_a_service_without_endpoints_rejects_at_once(lab):
 def test_flow_trace_shows_vip_endpoint_node_and_verdict_and_leaves_nothing(lab):
     ns = client_pod_ns(lab)
     ip = cluster_ip(lab, "web")
+    if lab.http.get("/api/v1/namespaces/e2e/services/empty").status_code == 404:
+        lab.apply("/api/v1/namespaces/e2e/services", service("empty", {"app": "nobody"}))
     empty = cluster_ip(lab, "empty")
     p = subprocess.Popen([sys.executable, "-m", "nodeagent.cli", "lab", "trace", "--name", lab.name, "--state-root", lab.state,
                           "--seconds", "12"], cwd=ROOT, stdout=subprocess.PIPE, text=True)
