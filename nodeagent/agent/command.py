@@ -117,32 +117,40 @@ async def main(args: argparse.Namespace) -> int:
                           lease_seconds=args.lease_seconds, renew_interval=args.renew_interval)
     nodes = Informer(client, "v1", "nodes", handler=overlay.on_node)
 
+    async def node_setup_pass(written_for: str) -> str:
+        """One pass of node_setup (below)."""
+        if overlay.pod_cidr and overlay.pod_cidr != written_for and overlay.in_place:
+            dev_mtu = config.device_mtu(mtu)
+            subnet.write(subnet_path, subnet.render(args.cluster_cidr, overlay.pod_cidr, dev_mtu, not args.no_masquerade))
+            if not args.no_cni_install:
+                await loop.run_in_executor(None, install_cni, args, subnet_path, dev_mtu)
+            if not args.no_masquerade:
+                await loop.run_in_executor(kernel, masquerade.apply, args.cluster_cidr)
+            written_for = overlay.pod_cidr
+            state["subnet"] = True
+            log.info("podCIDR %s: wrote %s", overlay.pod_cidr, subnet_path)
+            if registrar.registered.is_set():
+                await registrar.post_status()
+        if registrar.registered.is_set() and overlay.vtep_mac and overlay.vtep_mac != state["published_mac"]:
+            try:
+                await client.patch("v1", "nodes", "", args.node_name, {"metadata": {"annotations": annotations()}})
+            except Exception as err:
+                state["published_mac"] = ""
+                log.warning("publishing the VTEP MAC failed: %s", err)
+        if not args.no_masquerade and written_for and \
+                not await loop.run_in_executor(kernel, masquerade.present, args.cluster_cidr):
+            await loop.run_in_executor(kernel, masquerade.apply, args.cluster_cidr)  # repair
+        return written_for
+
     async def node_setup() -> None:
         """Once the podCIDR is known: the subnet file, masquerade; and keep the published VTEP
         MAC right when the device had to be recreated."""
         written_for = ""
         while True:
-            if overlay.pod_cidr and overlay.pod_cidr != written_for and overlay.in_place:
-                dev_mtu = config.device_mtu(mtu)
-                subnet.write(subnet_path, subnet.render(args.cluster_cidr, overlay.pod_cidr, dev_mtu, not args.no_masquerade))
-                if not args.no_cni_install:
-                    await loop.run_in_executor(None, install_cni, args, subnet_path, dev_mtu)
-                if not args.no_masquerade:
-                    await loop.run_in_executor(kernel, masquerade.apply, args.cluster_cidr)
-                written_for = overlay.pod_cidr
-                state["subnet"] = True
-                log.info("podCIDR %s: wrote %s", overlay.pod_cidr, subnet_path)
-                if registrar.registered.is_set():
-                    await registrar.post_status()
-            if registrar.registered.is_set() and overlay.vtep_mac and overlay.vtep_mac != state["published_mac"]:
-                try:
-                    await client.patch("v1", "nodes", "", args.node_name, {"metadata": {"annotations": annotations()}})
-                except Exception as err:
-                    state["published_mac"] = ""
-                    log.warning("publishing the VTEP MAC failed: %s", err)
-            if not args.no_masquerade and written_for and \
-                    not await loop.run_in_executor(kernel, masquerade.present, args.cluster_cidr):
-                await loop.run_in_executor(kernel, masquerade.apply, args.cluster_cidr)  # repair
+            try:
+                written_for = await node_setup_pass(written_for)
+            except Exception as err:  # a failed step is retried on the next pass, never fatal
+                log.warning("node setup: %s", err)
             await asyncio.sleep(1.0)
 
     stop = loop.create_future()

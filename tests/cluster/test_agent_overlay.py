@@ -36,7 +36,11 @@ class Agent:
         self.args = ["nsenter", f"--net=/run/netns/{self.ns}", sys.executable, "-m", "nodeagent.cli", "agent",
                      "--server", server_url, "--node-name", node, "--underlay-interface", "eth0",
                      "--run-dir", run_dir, "--vxlan-device", "navx0", "--renew-interval", "1",
-                     "--log-level", "info"]
+                     "--log-level", "info",
+                     # every path of the agent's own under the test's directory: nothing on the host
+                     "--data-dir", f"{run_dir}-data", "--cni-conf-dir", f"{run_dir}-net.d",
+                     "--cni-bin-dir", f"{run_dir}-bin,/usr/lib/cni", "--cni-ipam-dir", f"{run_dir}-ipam",
+                     "--cni-bridge", f"nacni{node}", "--netns-prefix", f"{lab.tag}-{node}-"]
         self.run_dir = run_dir
         os.makedirs(os.path.dirname(run_dir), exist_ok=True)
         self.log = open(run_dir + ".log", "ab")

@@ -38,9 +38,7 @@ def cluster(tmp_path):
             d = tmp_path / n
             # the agent installs our plugin into bin/ and writes the conflist once it has a podCIDR
             a = Agent(lab, n, url, str(d / "run"))
-            a.args += ["--data-dir", str(d / "data"), "--cni-conf-dir", str(d / "net.d"),
-                       "--cni-bin-dir", f"{d / 'bin'},{REFERENCE}", "--cni-ipam-dir", str(d / "ipam"),
-                       "--cni-bridge", f"nacni{n}", "--netns-prefix", f"{lab.tag}-{n}-", "--restart-backoff", "0.5"]
+            a.args += ["--restart-backoff", "0.5"]
             agents[n] = a.start()
         api = httpx.Client(base_url=server.url, timeout=10)
         wait(lambda: len(api.get("/api/v1/nodes").json()["items"]) == 2, what="nodes registered")
