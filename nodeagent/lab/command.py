@@ -124,6 +124,7 @@ class Lab:
             raise T.LabError("--nodes must be between 1 and 50")
         os.makedirs(self.dir, exist_ok=True)
         self.save({"name": self.name, "nodes": [f"n{i}" for i in range(1, n + 1)], "proxy_mode": self.args.proxy_mode,
+                   "node_grace": self.args.node_grace,
                    "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
         self.say(f"underlay: namespace {T.ns_name(self.name, 'ul')}, bridge br0, {UNDERLAY}.0/{PREFIXLEN}")
         ul = T.make_underlay(self.name, CONTROL_IP, PREFIXLEN)
@@ -181,7 +182,14 @@ class Lab:
                           "--run-dir", os.path.join(d, "run"), "--data-dir", os.path.join(d, "data"),
                           "--cni-conf-dir", os.path.join(d, "net.d"), "--cni-bin-dir", f"{os.path.join(d, 'bin')},/usr/lib/cni",
                           "--cni-ipam-dir", os.path.join(d, "ipam"), "--netns-prefix", f"{T.ns_name(self.name, node)}-",
-                          "--proxy-mode", self.info().get("proxy_mode", "nftables")], netns=ns)
+                          "--proxy-mode", self.info().get("proxy_mode", "nftables"),
+                          # heartbeats well inside the grace period the controllers allow, or a
+                          # healthy node would be marked Unknown between two renewals
+                          "--renew-interval", str(self.renew_interval())], netns=ns)
+
+    def renew_interval(self) -> float:
+        grace = float(self.info().get("node_grace", 40.0))
+        return max(0.5, min(10.0, grace / 4))
 
     def restart(self, component: str) -> int:
         """Stop one component with SIGKILL (as a crash would) and start it again."""
