@@ -21,7 +21,7 @@ from ..model import NodeConfig, ServiceName, ServicePortName
 from ..view import Change
 from .backend import KernelTable
 from .elements import ElementIndex
-from .layout import (AFFINITY_RECORD, SELECTION, check_table_name, dynamic_chain, fingerprint, is_dynamic_chain,
+from .layout import (SELECTION, check_table_name, dynamic_chain, fingerprint, is_dynamic_chain,
                      map_def, maps_for, selection_map, static_chains, static_elements)
 from .render import referenced_chains, service_fragment
 from .transaction import Transaction

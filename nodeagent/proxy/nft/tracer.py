@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from functools import lru_cache
+
+from ..traceresult import Outcome, Trace
 
 # -- fragments -------------------------------------------------------------------------------
 KEYS = {
@@ -125,41 +127,6 @@ class Ctx:
     mark: int = 0
     dnat: bool = False
     masquerade: bool = False
-
-
-@dataclass(frozen=True)
-class Outcome:
-    verdict: str                 # ACCEPT, DROP, REJECT
-    endpoint: str | None = None  # "ip:port" when DNATed
-    masquerade: bool = False
-    reject: str = ""             # "tcp reset" or "icmp port-unreachable"
-
-
-@dataclass
-class Trace:
-    outcomes: list[Outcome] = field(default_factory=list)
-
-    @property
-    def verdict(self) -> str:
-        vs = {o.verdict for o in self.outcomes}
-        return vs.pop() if len(vs) == 1 else "MIXED:" + ",".join(sorted(vs))
-
-    @property
-    def endpoints(self) -> list[str]:
-        return sorted({o.endpoint for o in self.outcomes if o.endpoint})
-
-    @property
-    def masquerade(self):
-        ms = {o.masquerade for o in self.outcomes}
-        return ms.pop() if len(ms) == 1 else "mixed"
-
-    @property
-    def reject(self) -> str:
-        rs = {o.reject for o in self.outcomes}
-        return rs.pop() if len(rs) == 1 else "mixed"
-
-    def __repr__(self) -> str:
-        return f"Trace({self.verdict}, {self.endpoints}, masquerade={self.masquerade}, reject={self.reject!r})"
 
 
 _PRIO = {"dstnat": -100, "srcnat": 100, "filter": 0, "raw": -300, "mangle": -150}
