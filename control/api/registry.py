@@ -21,7 +21,7 @@ from .models import Binding, DeleteOptions, Scale
 from .resources import BY_KIND, Resource
 from .selectors import FieldSelector, LabelSelector
 from .strategy import (generate_name, prepare_create, prepare_update, scheduled_condition)
-from .validation import validate
+from .validation import validate, validate_service_status
 
 log = logging.getLogger("nodeagent.apiserver")
 NAMESPACES = BY_KIND["Namespace"]
@@ -206,7 +206,6 @@ class Registry:
         causes = prepare_update(res, old, new, subresource)
         causes += validate(res.kind, new, res.namespaced)
         if res.kind == "Service" and subresource == "status":
-            from .validation import validate_service_status
             causes += validate_service_status(new)
         if causes:
             raise E.invalid(res.kind, name, causes, res.group)

@@ -167,12 +167,12 @@ async def main(args: argparse.Namespace) -> int:
         jobs.append(pods.run())
     if args.proxy_mode != "none":
         from nodeagent.proxy import command as proxy
-        pargs = argparse.Namespace(mode=args.proxy_mode, iptables_backend="legacy",
-                                   node_name=args.node_name, cluster_cidr=args.cluster_cidr,
-                                   nodeport_addresses=args.nodeport_addresses, masquerade_bit=14, table="nodeagent",
-                                   netns="", min_sync_period=0.1, sync_period=30.0, full_sync_period=300.0,
-                                   healthz_bind_address="0.0.0.0:10256", metrics_bind_address="127.0.0.1:10249",
-                                   health_check_bind_host="0.0.0.0")
+        # the proxy's own defaults (ports, sync periods, table...), with what the agent decides
+        pparser = argparse.ArgumentParser()
+        proxy.add_arguments(pparser)
+        pargs = pparser.parse_args([])
+        pargs.mode, pargs.node_name, pargs.cluster_cidr = args.proxy_mode, args.node_name, args.cluster_cidr
+        pargs.nodeport_addresses = args.nodeport_addresses
         _, _, engine = proxy.build(pargs)
         runner, informers = proxy.make_runner(client, engine, pargs)
         jobs.append(runner.run(informers))
