@@ -134,8 +134,17 @@ class PodWorker:
                 c.view.state, c.view.reason, c.view.started_at = "running", "", s.get("started_at", "")
                 c.view.container_id = f"nodeagent://{proc.pid}"
                 c.waiter = asyncio.create_task(self._watch(c, proc))
-                self._start_probes(c, adopted=True)
+                self._start_probes(c, adopted=True, ready=self._was_ready(c))
                 log.info("pod %s: adopted container %s (pid %d)", self.key, c.spec["name"], proc.pid)
+
+    def _was_ready(self, c: Container) -> bool:
+        """The readiness this container had in the API before the agent restarted. An adopted
+        container keeps it until its probe says otherwise: starting from "not ready" would take
+        every endpoint of this node out of every service on every node for a probe period."""
+        for cs in (self.pod.get("status") or {}).get("containerStatuses") or []:
+            if cs.get("name") == c.spec["name"] and cs.get("containerID") == c.view.container_id:
+                return bool(cs.get("ready"))
+        return False
 
     def _save_containers(self) -> None:
         self.state.data["containers"] = {
@@ -204,12 +213,13 @@ class PodWorker:
         self.wake.set()
 
     # -- probes -----------------------------------------------------------------------------
-    def _start_probes(self, c: Container, adopted: bool = False) -> None:
+    def _start_probes(self, c: Container, adopted: bool = False, ready: bool = False) -> None:
         c._started_mono = time.monotonic()
         spec = c.spec
         if spec.get("readinessProbe"):
             p = spec["readinessProbe"]
-            c.readiness = probes.ProbeState(p.get("successThreshold", 1), p.get("failureThreshold", 3), False)
+            c.readiness = probes.ProbeState(p.get("successThreshold", 1), p.get("failureThreshold", 3), ready)
+            c.view.ready = ready
             c.probe_tasks.append(asyncio.create_task(self._probe_loop(c, p, c.readiness, "readiness", adopted)))
         else:
             c.view.ready = True

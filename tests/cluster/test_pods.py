@@ -4,6 +4,7 @@ restart with back-off, turn unready and ready with their probes, are adopted (no
 after kill -9 of the agent, and are deleted gracefully with nothing left behind."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -168,5 +169,12 @@ def test_agent_kill_9_adopts_running_pods(cluster):
     p2 = pod_of(api, "steady")
     cs = p2["status"]["containerStatuses"][0]
     assert cs["containerID"] == pid and cs["restartCount"] == 0 and ready(p2)
+    # and it stayed Ready all along: an adopted container keeps its readiness until its probe
+    # says otherwise (else each agent restart would pull the node's endpoints from every service)
+    rv = p["metadata"]["resourceVersion"]
+    lines = api.get(f"/api/v1/namespaces/default/pods?watch=1&fieldSelector=metadata.name=steady"
+                    f"&resourceVersion={rv}&timeoutSeconds=1").text.splitlines()
+    seen = [ready(json.loads(line)["object"]) for line in lines if line.strip()]
+    assert seen and all(seen), seen
     uid = p2["metadata"]["uid"]
     assert curl(f"{lab.tag}-a-{uid}", "http://127.0.0.1:8080/hostname") == "steady"

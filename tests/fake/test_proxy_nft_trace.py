@@ -303,6 +303,17 @@ def test_shared_chains_come_and_go_with_endpoint_counts(h):
     assert "ip-c-2" in chains and "ip-c-1" not in chains
 
 
+def test_a_shared_chain_that_comes_back_gets_its_elements_again(h):
+    # 3 -> 2 -> 3 endpoints (a pod briefly unready): the 3-endpoint chain and its map are deleted,
+    # then created empty; every slot must be sent again, not taken for still there
+    three = ["10.244.2.5", "10.244.2.6", "10.244.2.7"]
+    h.apply(service("web", "10.96.0.10"), endpoint_slice("web-1", "web", three, [("http", 80)]))
+    h.apply(endpoint_slice("web-1", "web", three[:2], [("http", 80)]), etype="MODIFIED")
+    h.apply(endpoint_slice("web-1", "web", three, [("http", 80)]), etype="MODIFIED")
+    assert sorted(eps(h.trace(POD, "10.96.0.10", 80))) == [f"{ip}:80" for ip in three]
+    assert h.engine.sync(full=True).result.sent_nothing
+
+
 def test_conflicting_external_ip_goes_to_one_service_deterministically(h):
     h.apply(service("a", "10.96.0.10", external_ips=["198.51.100.7"]),
             endpoint_slice("a-1", "a", ["10.244.2.5"], [("http", 80)]),

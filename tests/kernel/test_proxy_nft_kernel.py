@@ -201,3 +201,10 @@ def test_partial_sync_against_the_kernel_and_reconcile_converges(lab, proxy):
     r = proxy.apply(endpoint_slice("s7-1", "s7", ["10.244.7.7", "10.244.8.7"], [("http", 8080)]), etype="MODIFIED")
     assert not r.full and 0 < r.elements < 12
     assert proxy.engine.sync(full=True).result.sent_nothing   # the kernel holds exactly what we think
+    # 2 -> 1 -> 2 endpoints: the shared 2-endpoint chain goes (its map with it) and comes back empty
+    for count in (1, 2):
+        for i in range(50):
+            ips = [f"10.244.7.{i}", f"10.244.8.{i}"][:count]
+            proxy.engine.event("slice", "MODIFIED", endpoint_slice(f"s{i}-1", f"s{i}", ips, [("http", 8080)]))
+        assert not proxy.engine.sync().result.full
+    assert proxy.engine.sync(full=True).result.sent_nothing

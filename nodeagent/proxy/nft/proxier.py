@@ -288,7 +288,13 @@ class NftProxier:
                             a.pop(k, None)
                     else:
                         a.update(op.body)
-        self.applied_chains = self._wanted_dynamic()
+        wanted = self._wanted_dynamic()
+        gone, self.applied_chains = self.applied_chains - wanted, wanted
+        if not full:
+            # a deleted selection chain took its map and the map's elements along; should the
+            # chain come back, its map is created empty and every slot must be sent again
+            for name in gone:
+                self.applied.pop(f"{name}-ep", None)
 
     # -- after a successful sync ---------------------------------------------------------------
     def after_sync(self, changes: dict[ServicePortName, Change]) -> int:
