@@ -14,7 +14,7 @@ import socket
 from . import kubeconfig
 from .auth import pki
 from .auth.authz import ADMIN_GROUP, CONTROLLERS, SCHEDULER
-from .auth.tokens import BootstrapTokens, TokenError, parse_ttl
+from .auth.tokens import TOKEN_RE, BootstrapTokens, TokenError, parse_ttl
 from .store import SQLiteStore
 
 CLIENTS = {  # kubeconfig file -> (user, groups)
@@ -32,6 +32,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cert-extra-sans", default="",
                    help="more names or IPs for the serving certificate, comma-separated")
     p.add_argument("--token-ttl", default="24h", help="lifetime of the join token (0: never expires)")
+    p.add_argument("--token-file", default="",
+                   help="use the join token in this file instead of a new one (as kubeadm init --token; "
+                        "a file, so that the secret never shows on a command line)")
 
 
 def ensure_pki(data_dir: str, sans: list[str], server: str) -> list[str]:
@@ -68,9 +71,15 @@ def ensure_pki(data_dir: str, sans: list[str], server: str) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    given = None
     try:
         ttl = parse_ttl(args.token_ttl)
-    except TokenError as err:
+        if args.token_file:
+            with open(args.token_file) as f:
+                given = f.read().strip()
+            if not TOKEN_RE.match(given):
+                raise TokenError(f"{args.token_file}: a join token has the form [a-z0-9]{{6}}.[a-z0-9]{{16}}")
+    except (TokenError, OSError) as err:
         raise SystemExit(str(err))
     host = args.advertise_address
     shown = f"[{host}]" if ":" in host else host
@@ -82,11 +91,16 @@ def run(args: argparse.Namespace) -> int:
     store = SQLiteStore(os.path.join(args.data_dir, "state.db"))
 
     async def token() -> str:
-        t, _ = await BootstrapTokens(store).create(ttl, "made by nodeagent init")
-        await store.close()
+        try:
+            t, _ = await BootstrapTokens(store).create(ttl, "made by nodeagent init", token=given)
+        finally:
+            await store.close()
         return t
 
-    tok = asyncio.run(token())
+    try:
+        tok = asyncio.run(token())
+    except TokenError as err:
+        raise SystemExit(str(err))
     with open(os.path.join(args.data_dir, "pki", "ca.crt"), "rb") as f:
         pin = pki.ca_cert_hash(pki.load_cert(f.read()))
     print(f"""

@@ -2,7 +2,7 @@
 
 Tiers follow the directory: tests/unit (pure), tests/fake (fake kernel backends), tests/api (the
 API server on loopback), tests/kernel (real kernel in throwaway namespaces, root), tests/cluster
-(multi-node, root). `-m unit`, `-m "not kernel and not cluster"` and so on select them.
+(multi-node, root), tests/vm (Vagrant VMs, root). `-m unit`, `-m "not kernel and not cluster"` and so on select them.
 """
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import subprocess
 
 import pytest
 
-TIERS = {"unit": "unit", "fake": "fakekernel", "api": "api", "kernel": "kernel", "cluster": "cluster"}
-ROOT_TIERS = {"kernel", "cluster"}
+TIERS = {"unit": "unit", "fake": "fakekernel", "api": "api", "kernel": "kernel", "cluster": "cluster", "vm": "vm"}
+ROOT_TIERS = {"kernel", "cluster", "vm"}
 IS_ROOT = os.geteuid() == 0
 
 

@@ -55,9 +55,15 @@ class BootstrapTokens:
     def __init__(self, store: Store):
         self.store = store
 
-    async def create(self, ttl_seconds: int, description: str = "") -> tuple[str, dict]:
-        for _ in range(5):
-            token = new_token()
+    async def create(self, ttl_seconds: int, description: str = "", token: str | None = None) -> tuple[str, dict]:
+        """A new token, or the given one (as `kubeadm init --token`: a deployment tool can then
+        hand it to its workers before the control node exists). Giving an existing token again
+        is not an error when its secret matches: `init` may run twice."""
+        if token is not None and not TOKEN_RE.match(token):
+            raise TokenError("a join token has the form [a-z0-9]{6}.[a-z0-9]{16}")
+        given = token is not None
+        for _ in range(1 if given else 5):
+            token = token or new_token()
             tid, secret = token.split(".")
             now = dt.datetime.now(dt.timezone.utc)
             record = {"metadata": {"name": tid}, "secretHash": _hash(secret), "created": _fmt(now),
@@ -68,7 +74,12 @@ class BootstrapTokens:
                 await self.store.commit([Create(PREFIX + tid, record)])
                 return token, public(record)
             except KeyExists:
-                continue
+                if given:
+                    rec = await self.store.get(PREFIX + tid)
+                    if rec is not None and hmac.compare_digest(rec.obj["secretHash"], record["secretHash"]):
+                        return token, public(rec.obj)
+                    raise TokenError(f"a token with id {tid} exists with another secret") from None
+                token = None
         raise TokenError("could not pick an unused token id")
 
     async def list(self) -> list[dict]:

@@ -1,6 +1,6 @@
 """`nodeagent agent`: register the node, keep its heartbeat, run the overlay, write the subnet
-file for the CNI plugin and masquerade pod traffic that leaves the cluster. (The pod runtime and
-the service proxy join this process in their own issues.)
+file for the CNI plugin, masquerade pod traffic that leaves the cluster, run this node's pods and
+the service proxy (`--proxy-mode`), all in one process.
 
 The agent works on the network namespace it runs in: on a real host that is the host's; in the
 lab, each node's agent is started inside that node's namespace."""

@@ -83,6 +83,20 @@ def test_init_is_safe_to_run_again(secure):
     assert oct(os.stat(os.path.join(secure.data_dir, "pki", "ca.key")).st_mode & 0o777) == "0o600"
 
 
+def test_init_takes_a_given_token_from_a_file_and_it_joins(secure, tmp_path):
+    given = tmp_path / "token"
+    given.write_text("abcdef.0123456789abcdef\n")
+    for _ in range(2):   # the same token again is fine: init may run twice
+        r = nodeagent("init", "--data-dir", secure.data_dir, "--port", str(secure.port), "--token-file", str(given))
+        assert r.returncode == 0, r.stderr
+        assert "NODEAGENT_JOIN_TOKEN=abcdef.0123456789abcdef " in r.stdout
+    assert join(secure, "given-token", token="abcdef.0123456789abcdef").returncode == 0
+    for bad in ("abcdef.0123456789abcdeX", "abcdef.ffffffffffffffff"):   # malformed; same id, other secret
+        given.write_text(bad)
+        r = nodeagent("init", "--data-dir", secure.data_dir, "--port", str(secure.port), "--token-file", str(given))
+        assert r.returncode != 0 and bad not in r.stdout + r.stderr and "token" in r.stderr
+
+
 def test_anonymous_only_reaches_health_and_version(secure):
     ctx = ssl.create_default_context(cafile=secure.ca)
     with httpx.Client(base_url=secure.url, verify=ctx) as c:

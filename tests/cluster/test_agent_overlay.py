@@ -13,18 +13,9 @@ import pytest
 
 from tests.api.server import ROOT, ThreadServer
 from tests.netlab import NetLab, listening_socket_in, sh
+from tests.waiting import wait
 
 pytestmark = pytest.mark.slow
-
-
-def wait(cond, timeout=20.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class Agent:

@@ -17,6 +17,7 @@ import pytest
 from control import kubeconfig
 from tests.api.server import ROOT
 from tests.conftest import unique
+from tests.waiting import wait
 
 pytestmark = pytest.mark.slow
 LOOP = os.path.join(ROOT, "tests", "cluster", "loop_client.py")
@@ -46,16 +47,6 @@ class LabApi:
                             "--state-root", self.state], cwd=ROOT, capture_output=True, text=True, timeout=240)
         assert p.returncode == 0, p.stdout + p.stderr
         return p.stdout
-
-
-def wait(cond, timeout=60.0, what="condition", every=0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(every)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture(scope="module", params=["nftables", "iptables"])
