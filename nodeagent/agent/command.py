@@ -14,12 +14,13 @@ import os
 import signal
 import socket
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from control.client import ApiClient, Informer
 from nodeagent.overlay.model import UNDERLAY_IP_ANNOTATION, VTEP_MAC_ANNOTATION, OverlayConfig
 
-from . import masquerade, nodeinfo, subnet
+from . import forward, masquerade, nodeinfo, subnet
 from .overlay_sync import OverlaySync
 from .registration import Registrar
 
@@ -100,7 +101,7 @@ async def main(args: argparse.Namespace) -> int:
                           underlay_ip=ip, underlay_mtu=mtu, underlay_net=underlay_net, kernel=kernel)
     await loop.run_in_executor(kernel, overlay.ensure_device)
     subnet_path = os.path.join(args.run_dir, "subnet.env")
-    state = {"subnet": False, "published_mac": ""}
+    state = {"subnet": False, "published_mac": "", "forward_due": 0.0}
 
     def annotations() -> dict:
         state["published_mac"] = overlay.vtep_mac
@@ -140,6 +141,12 @@ async def main(args: argparse.Namespace) -> int:
         if not args.no_masquerade and written_for and \
                 not await loop.run_in_executor(kernel, masquerade.present, args.cluster_cidr):
             await loop.run_in_executor(kernel, masquerade.apply, args.cluster_cidr)  # repair
+        if time.monotonic() >= state["forward_due"]:   # a firewall may start dropping at any time
+            state["forward_due"] = time.monotonic() + 10
+            changed = await loop.run_in_executor(kernel, forward.apply, args.cluster_cidr)
+            if changed:
+                log.info("FORWARD drops forwarded traffic (%s): pod traffic accepted in %s",
+                         ", ".join(changed), forward.CHAIN)
         return written_for
 
     async def node_setup() -> None:
