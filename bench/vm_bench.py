@@ -13,7 +13,7 @@ import json
 import statistics
 import time
 
-from tests.vm.vms import WORKERS, Cluster, cluster
+from tests.vm.vms import NODES, PAIR, Cluster, cluster
 from tests.waiting import wait
 
 
@@ -38,7 +38,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=int, default=8)
     ap.add_argument("--rounds", type=int, default=2)
     args = ap.parse_args()
-    (w1, ip1), (w2, ip2) = WORKERS.items()
+    (w1, _), (w2, ip2) = ((n, NODES[n]) for n in PAIR)
     with cluster() as c:
         for name, node in (("bench-a", w1), ("bench-b", w2)):
             c.req("POST", "/api/v1/namespaces/default/pods", pod(name, node))

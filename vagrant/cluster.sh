@@ -154,7 +154,7 @@ down() {
     fi
   fi
   local sock
-  for sock in "$state"/ssh-*; do   # the tests' shared ssh connections (tests/vm/vms.py)
+  for sock in /tmp/na-vm-*; do   # the tests' shared ssh connections (tests/vm/vms.py)
     [ -S "$sock" ] && ssh -o ControlPath="$sock" -O exit dummy >/dev/null 2>&1 || true
     rm -f "$sock"
   done

@@ -18,7 +18,11 @@ CLUSTER = os.path.join(ROOT, "vagrant", "cluster.sh")
 STATE = os.environ.get("NODEAGENT_VAGRANT_STATE", os.path.join(ROOT, "vagrant", ".state"))
 LOOP = os.path.join(ROOT, "tests", "cluster", "loop_client.py")
 NET = os.environ.get("NODEAGENT_VM_NET", "192.168.56")
-WORKERS = {"worker1": f"{NET}.11", "worker2": f"{NET}.12"}
+WORKER_COUNT = int(os.environ.get("NODEAGENT_WORKERS", "2"))
+# every VM is a node (the control VM too, as a kubeadm control-plane node runs a kubelet)
+NODES = {"control": f"{NET}.10", **{f"worker{i}": f"{NET}.{10 + i}" for i in range(1, WORKER_COUNT + 1)}}
+# the two nodes the tests and the benchmark use: a worker, and another VM
+PAIR = ("worker1", "worker2" if WORKER_COUNT >= 2 else "control")
 
 
 class Cluster:
@@ -35,7 +39,8 @@ class Cluster:
         """ssh running argv as root on a VM, quoted for the remote shell (nothing is interpolated).
         One master connection per VM is shared: a key exchange costs seconds under emulation."""
         return ["ssh", "-F", os.path.join(STATE, "ssh_config"), "-o", "LogLevel=ERROR", "-o", "ControlMaster=auto",
-                "-o", f"ControlPath={STATE}/ssh-%h", "-o", "ControlPersist=30", vm, "--", "sudo", shlex.join(argv)]
+                # (in /tmp: a socket path has a 108-byte limit that a deep checkout would exceed)
+                "-o", "ControlPath=/tmp/na-vm-%C", "-o", "ControlPersist=30", vm, "--", "sudo", shlex.join(argv)]
 
     @classmethod
     def ssh(cls, vm: str, *argv: str, timeout: float = 120, check: bool = True):

@@ -11,7 +11,6 @@ install -d -m 700 /var/lib/nodeagent/pki
 rm -rf /tmp/nodeagent-ca
 nodeagent init --data-dir /var/lib/nodeagent --advertise-address "$ADVERTISE" \
   --token-file /tmp/nodeagent-join/token >/dev/null
-rm -rf /tmp/nodeagent-join
 systemctl enable --now nodeagent-apiserver nodeagent-scheduler nodeagent-controller-manager
 for _ in $(seq 300); do
   curl -sf --cacert /var/lib/nodeagent/pki/ca.crt "https://$ADVERTISE:6443/readyz" >/dev/null && break
