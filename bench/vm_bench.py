@@ -22,6 +22,12 @@ def pod(name: str, node: str) -> dict:
         "name": "app", "image": "nodeagent/netexec", "args": ["--http-port=8080"]}]}}
 
 
+def running(c: Cluster, name: str) -> dict | None:
+    p = c.get(f"/api/v1/namespaces/default/pods/{name}")
+    st = p.get("status") or {}
+    return p if st.get("phase") == "Running" and st.get("podIP") else None
+
+
 def iperf(c: Cluster, server: tuple[str, str | None], client: tuple[str, str | None], target: str, seconds: int) -> float:
     """Gbit/s received, iperf3 from client (vm, netns or None) to server (vm, netns or None)."""
     def argv(ns, *cmd):
@@ -43,8 +49,7 @@ def main() -> None:
         for name, node in (("bench-a", w1), ("bench-b", w2)):
             c.req("POST", "/api/v1/namespaces/default/pods", pod(name, node))
         try:
-            pods = {n: wait(lambda n=n: (lambda p: p if p.get("status", {}).get("podIP") and p["status"].get("phase") == "Running" else None)(
-                c.get(f"/api/v1/namespaces/default/pods/{n}")), 180, f"{n} running") for n in ("bench-a", "bench-b")}
+            pods = {n: wait(lambda n=n: running(c, n), 180, f"{n} running") for n in ("bench-a", "bench-b")}
             ns = {n: f"nap-{p['metadata']['uid']}" for n, p in pods.items()}
             underlay, overlay = [], []
             for _ in range(args.rounds):

@@ -5,11 +5,13 @@ import time
 
 
 def wait(cond, timeout: float = 60.0, what: str = "condition", every: float = 0.2):
-    """cond()'s first truthy value, polled every `every` seconds; AssertionError after timeout."""
+    """cond()'s first truthy value, polled every `every` seconds; AssertionError after timeout
+    (naming the last value seen)."""
     deadline = time.monotonic() + timeout
+    last = None
     while time.monotonic() < deadline:
-        v = cond()
-        if v:
-            return v
+        last = cond()
+        if last:
+            return last
         time.sleep(every)
-    raise AssertionError(f"timed out waiting for {what}")
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")

@@ -11,9 +11,10 @@ does not exist, or whose FORWARD drops nothing, is left untouched: no table is c
 nothing. Only our chain and our jump are ever written or removed."""
 from __future__ import annotations
 
-import ipaddress
 import shutil
 import subprocess
+
+from .masquerade import cluster_net
 
 CHAIN = "NODEAGENT-FORWARD"
 COMMENT = "nodeagent: pod traffic through a dropping FORWARD"
@@ -72,9 +73,7 @@ def _position(rules: list[str]) -> int:
 
 
 def restore_input(cluster_cidr: str) -> str:
-    net = ipaddress.ip_network(cluster_cidr, strict=True)
-    if net.version != 4:
-        raise ValueError("only IPv4 cluster CIDRs are supported")
+    net = cluster_net(cluster_cidr)
     # declaring the chain in a --noflush restore creates it or empties it: one atomic rewrite
     return (f"*filter\n:{CHAIN} - [0:0]\n"
             f'-A {CHAIN} -s {net} -m comment --comment "{COMMENT}" -j ACCEPT\n'
@@ -103,14 +102,14 @@ def apply(cluster_cidr: str) -> list[str]:
 
 
 def _ours_intact(save: str, cluster_cidr: str) -> bool:
-    net = str(ipaddress.ip_network(cluster_cidr))
+    net = str(cluster_net(cluster_cidr))
     mine = [ln for ln in save.splitlines() if ln.startswith(f"-A {CHAIN} ")]
     return len(mine) == 2 and f"-s {net} " in mine[0] and f"-d {net} " in mine[1]
 
 
 def remove() -> None:
     for tool in BACKENDS:
-        if shutil.which(tool) is None or _forward_rules(tool) is None:
+        if _forward_rules(tool) is None:
             continue
         while _run([tool, "-w", "-t", "filter", "-D", "FORWARD", "-j", CHAIN]).returncode == 0:
             pass

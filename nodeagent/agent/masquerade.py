@@ -11,10 +11,16 @@ import subprocess
 TABLE = "nodeagent-masq"
 
 
-def ruleset(cluster_cidr: str) -> str:
+def cluster_net(cluster_cidr: str) -> ipaddress.IPv4Network:
+    """The cluster CIDR, validated before it goes into any ruleset: IPv4, a network address."""
     net = ipaddress.ip_network(cluster_cidr, strict=True)
     if net.version != 4:
         raise ValueError("only IPv4 cluster CIDRs are supported")
+    return net
+
+
+def ruleset(cluster_cidr: str) -> str:
+    net = cluster_net(cluster_cidr)
     # Declaring the table then deleting it, inside one transaction, empties it atomically
     # whether or not it existed; nothing outside our table is touched.
     return (f"table ip {TABLE} {{}}\n"

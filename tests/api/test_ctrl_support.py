@@ -21,18 +21,13 @@ import httpx
 
 from control.client import ApiClient
 
+from tests.waiting import wait
+
 from .server import ThreadServer
 
 
 def wait_until(cond, timeout: float = 10.0, interval: float = 0.05, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = cond()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+    return wait(cond, timeout, what, interval)
 
 
 def micro_now() -> str:
