@@ -33,6 +33,7 @@ host() {
   for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
   if ((${#missing[@]})); then
     say "installing ${missing[*]}"
+    apt-get update -qq >/dev/null   # scripts/setup.sh updates the lists only when it installs
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   fi
   # /dev/kvm is root-only: as any other user libvirt re-probes QEMU on every call (8 s each)
