@@ -2,9 +2,10 @@
 testing.Lab: a node namespace routing between pod namespaces and a client outside the cluster).
 Real TCP and UDP through VIPs and node ports, scapy-crafted SYNs and SCTP INITs, affinity, a UDP
 flow moving off a removed endpoint."""
+import os
 import socket
-import struct
-import threading
+import subprocess
+import sys
 import time
 
 import pytest
@@ -17,6 +18,7 @@ from nodeagent.proxy.nft.backend import NftBackend
 from nodeagent.proxy.nft.proxier import NftProxier
 from nodeagent.proxy.testing import Lab, endpoint, endpoint_slice, service
 from tests.conftest import unique
+from tests.waiting import wait
 
 VIP = "10.96.0.10"
 
@@ -208,3 +210,43 @@ def test_partial_sync_against_the_kernel_and_reconcile_converges(lab, proxy):
             proxy.engine.event("slice", "MODIFIED", endpoint_slice(f"s{i}-1", f"s{i}", ips, [("http", 8080)]))
         assert not proxy.engine.sync().result.full
     assert proxy.engine.sync(full=True).result.sent_nothing
+
+
+WRITER = r"""
+import os, signal, sys
+from nodeagent.proxy.nft.backend import NftBackend
+netns, table, end = sys.argv[1:]
+s = NftBackend(netns=netns).stream()
+s.write(f"add table ip {table}\nadd set ip {table} s {{ type ipv4_addr ; }}\nadd element ip {table} s {{ 10.0.0.1 }}\n")
+s.write(f"add element ip {table} s {{ 10.0.0.2 }}\n")
+if end == "finish":
+    s.finish().wait()
+else:
+    print(s.proc.pid, flush=True)
+    os.kill(os.getpid(), 9)
+"""
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"   # a zombie nobody reaps
+    except FileNotFoundError:
+        return True
+
+
+def test_a_streamed_transaction_whose_writer_is_killed_commits_nothing(lab):
+    """nft commits what it has read once the pipe ends: the writer holds back the end of each
+    piece, so that a writer killed between pieces leaves nft an unclosed command."""
+    table, backend = unique("st"), NftBackend(netns=lab.node)
+    env = dict(os.environ, PYTHONPATH=os.getcwd())
+    killed = subprocess.run([sys.executable, "-c", WRITER, lab.node, table, "kill"], capture_output=True,
+                            text=True, env=env, timeout=30)
+    assert killed.returncode == -9, killed.stderr
+    wait(lambda: _gone(int(killed.stdout)), 30, "nft to end")
+    assert not backend.read_exists("ip", table)
+    subprocess.run([sys.executable, "-c", WRITER, lab.node, table, "finish"], check=True, env=env, timeout=30)
+    try:
+        assert "10.0.0.1, 10.0.0.2" in backend.list_text("ip", table)
+    finally:
+        backend.apply(f"delete table ip {table}\n")

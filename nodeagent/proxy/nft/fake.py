@@ -18,7 +18,7 @@ import re
 import time
 from dataclasses import dataclass, field
 
-from .backend import KernelTable, NftError
+from .backend import KernelTable, NftError, check_stream_text
 from .transaction import _field
 
 
@@ -136,6 +136,10 @@ class FakeNft:
                 if err is not None:
                     raise err
         return Done()
+
+    def stream(self):
+        """Like NftBackend.stream: pieces are collected and applied as one script at finish()."""
+        return _FakeStream(self)
 
     def read(self, family: str, table: str) -> KernelTable | None:
         t = self.tables.get((family, table))
@@ -347,3 +351,17 @@ class FakeNft:
         if self.dynamic_lookup(t, name, key) is None:   # `update` keeps an existing value
             s.elements[key] = value
         s.expires[key] = self.clock() + timeout
+
+
+class _FakeStream:
+    def __init__(self, fake: FakeNft):
+        self.fake, self.pieces = fake, []
+
+    def write(self, text: str) -> None:
+        self.pieces.append(check_stream_text(text))
+
+    def finish(self):
+        return self.fake.start("".join(self.pieces))
+
+    def abort(self) -> None:
+        self.pieces = []

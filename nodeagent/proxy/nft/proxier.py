@@ -18,12 +18,12 @@ import time
 from dataclasses import dataclass
 
 from ..model import NodeConfig, ServiceName, ServicePortName
-from ..view import Change
+from ..view import Change, PortView
 from .backend import KernelTable
 from .elements import ElementIndex
 from .layout import (SELECTION, check_table_name, dynamic_chain, fingerprint, is_dynamic_chain,
                      map_def, maps_for, selection_map, static_chains, static_elements)
-from .render import referenced_chains, service_fragment
+from .render import Elements, service_fragment
 from .transaction import Transaction
 
 log = logging.getLogger("nodeagent.proxy.nft")
@@ -59,19 +59,23 @@ class NftProxier:
         self.index.set_fragment(STATIC_OWNER, static_elements(cfg))
         self.applied: dict[str, dict] | None = None   # kernel content after our last commit; None = unknown
         self.applied_chains: set[str] = set()         # shared dynamic chains present in the kernel
-        self._pending: dict = {}                      # service port -> fragment not yet in the index
+        self._pending: dict = {}                      # service port -> PortView (None: gone) not yet rendered
 
     # -- state -----------------------------------------------------------------------------
     def update(self, changes: dict[ServicePortName, Change]) -> None:
-        """Re-render the fragments of the service ports that changed (pure, no kernel). They are
-        folded into the index at the next sync (see `sync` for why not now)."""
+        """Note the service ports that changed (no kernel). They are rendered at the next sync:
+        a first sync renders while `nft` already parses what came before (see `sync`)."""
         for spn, (_, after) in changes.items():
-            self._pending[spn] = None if after is None else service_fragment(after.port, after.groups, self.cfg)
+            self._pending[spn] = after
 
-    def _fold_pending(self) -> None:
+    def _render(self, view: PortView | None) -> Elements | None:
+        return None if view is None else service_fragment(view.port, view.groups, self.cfg)
+
+    def _fold_pending(self, rendered: dict | None = None) -> None:
         pending, self._pending = self._pending, {}
-        for spn, frag in pending.items():
-            self.index.set_fragment(spn, frag)
+        rendered = rendered or {}
+        for spn, view in pending.items():
+            self.index.set_fragment(spn, rendered[spn] if spn in rendered else self._render(view))
 
     def needs_full_sync(self) -> bool:
         return self.applied is None
@@ -85,24 +89,26 @@ class NftProxier:
         full = full or self.applied is None
         kernel = self.backend.read(self.family, self.table) if full else None
         if full and kernel is None:
-            # Creating the table: the script comes straight from the fragments, and the index is
-            # brought up to date while `nft` works on the other core (a third of a 10,000-service
-            # sync otherwise spent waiting one after the other).
-            tx = self._plan_create()
-            result = SyncResult(True, tx.element_ops(), len(tx))
+            # Creating the table: the script streams to `nft` as the fragments render, and the
+            # index is brought up to date while nft evaluates and commits on the other core.
+            stream = self.backend.stream()
             try:
-                handle = self.backend.start(tx.script())
-            except Exception:
+                elements, operations, rendered = self._stream_create(stream)
+            except BaseException:
+                stream.abort()
                 self._fold_pending()
                 self.applied = None
                 raise
-            self._fold_pending()
+            handle = stream.finish()
+            result = SyncResult(True, elements, operations)
+            self._fold_pending(rendered)
             self.index.take_dirty()
             try:
                 handle.wait()
             except Exception:
                 self.applied = None
                 raise
+            self._commit(None, True)
         else:
             self._fold_pending()
             if full:
@@ -117,28 +123,9 @@ class NftProxier:
             except Exception:
                 self.applied = None   # the kernel may differ from what we think: read it back next time
                 raise
-        self._commit(tx, full)
+            self._commit(tx, full)
         result.duration = time.perf_counter() - start
         return result
-
-    def _merged_elements(self) -> dict[str, dict]:
-        """The union of all fragments (folded and pending), smallest owner winning a shared key:
-        the same as `index.effective` after folding, computed without the index's bookkeeping."""
-        frags = dict(self.index.fragments)
-        for spn, frag in self._pending.items():
-            if frag:
-                frags[spn] = frag
-            else:
-                frags.pop(spn, None)
-        merged: dict[str, dict] = {}
-        for owner in sorted(frags, reverse=True):
-            for m, items in frags[owner].items():
-                d = merged.get(m)
-                if d is None:
-                    merged[m] = dict(items)
-                else:
-                    d.update(items)
-        return merged
 
     def _create_all(self, tx: Transaction, elements: dict, wanted) -> None:
         """Every map, chain, rule and element of the table, in dependency order."""
@@ -154,15 +141,83 @@ class NftProxier:
         for name, c in chains:
             for r in c.rules:
                 tx.add_rule(name, r)
+        wanted = set(wanted)
         for m in sorted(elements):
-            if not map_def(m).dynamic:
+            if not map_def(m).dynamic and self._in_table(m, wanted):
                 tx.add_elements(m, elements[m].items())
 
-    def _plan_create(self) -> Transaction:
-        merged = self._merged_elements()
+    def _in_table(self, m: str, wanted: set[str]) -> bool:
+        """Whether map `m` exists in the table: a static one, or the endpoint map of a shared
+        chain that some element points at. A service port whose verdict lost its key to a smaller
+        one (two services with the same external IP and port) still owns endpoint elements, in
+        the map of a chain that may not exist: those wait until an element points at it."""
+        return m in self.maps or m[:-3] in wanted
+
+    STREAM_OWNERS = 500   # service ports per piece of a streamed script
+
+    def _stream_create(self, stream) -> tuple[int, int, dict]:
+        """Write the whole table to `stream` as one transaction, rendering pending service ports
+        on the way, in pieces of STREAM_OWNERS owners. Owners go in ascending order and the first
+        to claim a key keeps it: the smallest owner wins, as in `render.render`. A shared chain
+        (and its map) is added in the piece where an element first points at it. The fingerprint
+        goes last (see backend.Stream). Returns (elements, operations, rendered fragments)."""
+        sources: dict = dict(self.index.fragments)
+        sources.update(self._pending)          # a PortView to render, or None: the owner is gone
+        rendered: dict = {}
+        written: dict[str, dict] = {}          # map -> key -> value, what the script adds
+        parked: dict[str, list] = {}           # endpoint map -> elements waiting for its chain
+        chains = set(self.static)
+        verdict_maps = {m for m, d in self.maps.items() if d.value == ("verdict",)}
+        fingerprint = None
+        elements = operations = 0
+
         tx = Transaction(self.family, self.table)
-        self._create_all(tx, merged, sorted(t for t in referenced_chains(merged) if is_dynamic_chain(t)))
-        return tx
+        self._create_all(tx, {}, ())           # table, maps, static chains and their rules
+        pieces: dict[str, list] = {}
+        owners = sorted(sources)
+        for i, owner in enumerate(owners, 1):
+            frag = sources[owner]
+            if frag is None or type(frag) is PortView:
+                frag = rendered[owner] = self._render(frag)
+                if frag is None:
+                    continue
+            for m, items in frag.items():
+                if m == "fingerprint":
+                    fingerprint = items
+                    continue
+                have = written.get(m)
+                if have is None:
+                    have = written[m] = {}
+                new = [(k, v) for k, v in items.items() if k not in have]
+                if not new:
+                    continue
+                have.update(new)
+                if m in verdict_maps:
+                    for _, v in new:
+                        target = v[5:]
+                        if target not in chains:
+                            chains.add(target)
+                            if is_dynamic_chain(target):
+                                self._add_dynamic(tx, target)
+                                pieces.setdefault(f"{target}-ep", []).extend(parked.pop(f"{target}-ep", ()))
+                if not self._in_table(m, chains):
+                    parked.setdefault(m, []).extend(new)   # see _in_table; dropped if no chain comes
+                    continue
+                pieces.setdefault(m, []).extend(new)
+            if pieces and (i % self.STREAM_OWNERS == 0 or i == len(owners)):
+                for m in sorted(pieces):   # after the chains and maps this piece added
+                    tx.add_elements(m, pieces[m])
+                elements += tx.element_ops()
+                operations += len(tx)
+                stream.write(tx.script())
+                tx, pieces = Transaction(self.family, self.table), {}
+        if fingerprint is None:
+            raise ValueError("the static fragment (fingerprint) is missing")
+        tx.add_elements("fingerprint", fingerprint.items())
+        elements += tx.element_ops()
+        operations += len(tx)
+        stream.write(tx.script())
+        return elements, operations, rendered
 
     def _wanted_dynamic(self) -> set[str]:
         return {t for t in self.index.targets if is_dynamic_chain(t)}
@@ -183,21 +238,23 @@ class NftProxier:
     def _plan_partial(self) -> Transaction:
         tx = Transaction(self.family, self.table)
         wanted = self._wanted_dynamic()
-        for name in sorted(wanted - self.applied_chains):
-            self._add_dynamic(tx, name)
         dirty = self.index.take_dirty()
         eff, applied = self.index.effective, self.applied
-        gone = self.applied_chains - wanted
-        gone_maps = {f"{n}-ep" for n in gone}
+        for name in sorted(wanted - self.applied_chains):
+            self._add_dynamic(tx, name)
+            if SELECTION.match(name):   # its map starts empty: it gets every element it should hold
+                dirty.setdefault(f"{name}-ep", set()).update(eff.get(f"{name}-ep", ()))
         adds: list[tuple[str, list]] = []
         for m in sorted(dirty):
+            if not self._in_table(m, wanted):
+                continue   # no such map in the table (see _in_table); a chain that goes takes its map along
             e, a = eff.get(m, {}), applied.setdefault(m, {})
             dels, add = [], []
             for k in dirty[m]:
                 old, new = a.get(k, _MISSING), e.get(k, _MISSING)
                 if old == new:
                     continue
-                if old is not _MISSING and m not in gone_maps:   # a deleted map takes its elements along
+                if old is not _MISSING:
                     dels.append(k)
                 if new is not _MISSING:
                     add.append((k, new))
@@ -205,7 +262,7 @@ class NftProxier:
             adds.append((m, sorted(add)))
         for m, add in adds:
             tx.add_elements(m, add)
-        for name in sorted(gone):
+        for name in sorted(self.applied_chains - wanted):
             self._delete_dynamic(tx, name)
         return tx
 
@@ -275,10 +332,12 @@ class NftProxier:
         from .tracer import _priority
         return (h.type, h.hook, _priority(h.priority))
 
-    def _commit(self, tx: Transaction, full: bool) -> None:
+    def _commit(self, tx: Transaction | None, full: bool) -> None:
         """The transaction is in the kernel: what we sent is now what is there."""
+        wanted = self._wanted_dynamic()
         if full:
-            self.applied = {m: dict(v) for m, v in self.index.effective.items() if not map_def(m).dynamic}
+            self.applied = {m: dict(v) for m, v in self.index.effective.items()
+                            if not map_def(m).dynamic and self._in_table(m, wanted)}
         else:
             for op in tx.ops:
                 if op.kind == "element":
@@ -288,13 +347,11 @@ class NftProxier:
                             a.pop(k, None)
                     else:
                         a.update(op.body)
-        wanted = self._wanted_dynamic()
-        gone, self.applied_chains = self.applied_chains - wanted, wanted
-        if not full:
             # a deleted selection chain took its map and the map's elements along; should the
             # chain come back, its map is created empty and every slot must be sent again
-            for name in gone:
+            for name in self.applied_chains - wanted:
                 self.applied.pop(f"{name}-ep", None)
+        self.applied_chains = wanted
 
     # -- after a successful sync ---------------------------------------------------------------
     def after_sync(self, changes: dict[ServicePortName, Change]) -> int:
