@@ -6,7 +6,6 @@ import logging
 
 import pytest
 
-from nodeagent.proxy.engine import SyncEngine
 from nodeagent.proxy.iptables.backend import IptablesError, foreign_rules, mismatch_warning
 from nodeagent.proxy.iptables.fake import FakeIptables
 from nodeagent.proxy.iptables.proxier import IptablesProxier, cleanup_text
@@ -14,49 +13,26 @@ from nodeagent.proxy.iptables.render import JUMPS, chain_name, our_chains
 from nodeagent.proxy.iptables.tracer import Tracer, parse_rule
 from nodeagent.proxy.model import NodeConfig, ServiceName, ServicePortName
 from nodeagent.proxy.testing import endpoint, endpoint_slice, service
+from tests.fake import proxy_harness
+from tests.fake.proxy_harness import LOCAL_ADDRESSES, NODE_IP, OUTSIDE, POD, eps
 
-NODE_IP = "192.168.50.2"
-POD = "10.244.1.77"          # a pod on this node, not an endpoint
-OUTSIDE = "203.0.113.9"      # a client outside the cluster
 VIP = "10.96.0.10"
 
 
-class Clock:
-    def __init__(self):
-        self.now = 1000.0
+class Harness(proxy_harness.Harness):
+    def new_fake(self, clock):
+        return FakeIptables(clock=clock)
 
-    def __call__(self):
-        return self.now
+    def new_proxier(self):
+        return IptablesProxier(self.fake, self.cfg)
 
-
-class Harness:
-    def __init__(self, cfg=None, fake=None, clock=None):
-        self.clock = clock or Clock()
-        self.fake = fake or FakeIptables(clock=self.clock)
-        self.cfg = cfg or NodeConfig("node1", "10.244.0.0/16")
-        self.proxier = IptablesProxier(self.fake, self.cfg)
-        self.engine = SyncEngine(self.proxier, self.cfg.node_name)
-        self.tracer = Tracer(self.fake, local_addresses=[NODE_IP, "127.0.0.1", "10.244.1.1"])
-
-    def apply(self, *objs, etype="ADDED"):
-        for o in objs:
-            self.engine.event("service" if o["kind"] == "Service" else "slice", etype, o)
-        return self.engine.sync().result
-
-    def delete(self, *objs):
-        return self.apply(*objs, etype="DELETED")
-
-    def trace(self, src, dst, port, proto="tcp", **kw):
-        return self.tracer.trace(src, dst, port, proto, **kw)
+    def new_tracer(self):
+        return Tracer(self.fake, local_addresses=list(LOCAL_ADDRESSES))
 
 
 @pytest.fixture
 def h():
     return Harness()
-
-
-def eps(trace):
-    return trace.endpoints
 
 
 def all_unmarked(trace):
@@ -305,15 +281,32 @@ def test_convergence_second_sync_sends_nothing_and_full_sync_rewrites_the_same(h
     assert h.fake.inserted == len(JUMPS)
 
 
-def test_partial_sync_rerenders_only_changed_ports_and_restores_everything(h):
+def test_partial_sync_rewrites_only_the_changed_ports_chains_and_the_dispatch_chains(h):
     many(h)
     kept = {k: v for k, v in h.proxier.fragments.items() if k.service.name != "s3"}
     r = h.apply(endpoint_slice("s3-1", "s3", ["10.244.5.3", "10.244.6.3", "10.244.7.3"], [("http", 8080)]),
                 etype="MODIFIED")
     assert not r.full and r.operations == 1
     assert all(h.proxier.fragments[k] is v for k, v in kept.items())    # not re-rendered
+    s3 = {c for k, f in h.proxier.fragments.items() if k.service.name == "s3" for c in f.chains}
+    declared = {line[1:].split()[0] for line in h.fake.last_text.splitlines() if line.startswith(":NA-")}
+    assert declared == s3 | {"NA-SERVICES", "NA-NODEPORTS", "NA-POSTROUTING", "NA-MARK-MASQ", "NA-EXTERNAL-SERVICES"}
+    assert h.fake.last_text.count("-A NA-SERVICES -d 10.96.1.") == 20   # the dispatch chain whole
     assert eps(h.trace(POD, "10.96.1.3", 80)) == ["10.244.5.3:8080", "10.244.6.3:8080", "10.244.7.3:8080"]
     assert eps(h.trace(POD, "10.96.1.4", 80)) == ["10.244.5.4:8080", "10.244.6.4:8080"]
+    after = h.fake.save()
+    assert h.engine.sync(full=True).result.full and h.fake.save() == after   # what a full sync writes
+
+
+def test_partial_sync_of_a_removed_service_without_chains_rewrites_the_filter_rejects(h):
+    many(h, 3)
+    empty = service("empty", "10.96.2.1", [("http", 80)])
+    h.apply(empty)
+    assert h.trace(POD, "10.96.2.1", 80).verdict == "REJECT"
+    r = h.delete(empty)
+    assert not r.full and r.operations == 1 and r.stale_chains == 0
+    assert h.trace(POD, "10.96.2.1", 80).verdict != "REJECT"
+    assert h.engine.sync().result.sent_nothing
 
 
 def test_stale_chains_are_deleted(h):
@@ -473,3 +466,13 @@ def test_fake_behaves_like_the_kernel():
     assert "NA-F" in f.tables["filter"] and "NA-N" not in f.tables["nat"]
     assert f.rules("nat", "PREROUTING") == [] and f.rules("nat", "NA-A") == ["-j NA-B"]
     assert f.ensure_rule("nat", "PREROUTING", ["-j", "NA-A"]) and not f.ensure_rule("nat", "PREROUTING", ["-j", "NA-A"])
+
+
+def test_two_services_with_one_external_ip_and_different_endpoint_counts(h):
+    a = service("a", "10.96.0.10", external_ips=["192.0.2.10"])
+    h.apply(a, endpoint_slice("a-1", "a", ["10.244.2.1", "10.244.2.2"], [("http", 80)]),
+            service("b", "10.96.0.11", external_ips=["192.0.2.10"]),
+            endpoint_slice("b-1", "b", ["10.244.3.1", "10.244.3.2", "10.244.3.3"], [("http", 80)]))
+    assert eps(h.trace(OUTSIDE, "192.0.2.10", 80)) == ["10.244.2.1:80", "10.244.2.2:80"]
+    h.delete(a)
+    assert eps(h.trace(OUTSIDE, "192.0.2.10", 80)) == ["10.244.3.1:80", "10.244.3.2:80", "10.244.3.3:80"]

@@ -2,56 +2,32 @@
 rendered (every feature of issue 7), plus convergence (a sync with nothing to do sends nothing)."""
 import pytest
 
-from nodeagent.proxy.engine import SyncEngine
 from nodeagent.proxy.model import NodeConfig
 from nodeagent.proxy.nft.backend import NftError
 from nodeagent.proxy.nft.fake import FakeNft
 from nodeagent.proxy.nft.proxier import NftProxier
 from nodeagent.proxy.nft.tracer import Tracer, parse_rule
 from nodeagent.proxy.testing import endpoint, endpoint_slice, service
+from tests.fake import proxy_harness
+from tests.fake.proxy_harness import LOCAL_ADDRESSES, NODE_IP, OUTSIDE, POD, eps
 
-NODE_IP = "192.168.50.2"
-POD = "10.244.1.77"          # a pod on this node, not an endpoint
-OUTSIDE = "203.0.113.9"      # a client outside the cluster
 TABLE = "natest"
 
 
-class Clock:
-    def __init__(self):
-        self.now = 1000.0
+class Harness(proxy_harness.Harness):
+    def new_fake(self, clock):
+        return FakeNft(clock=clock)
 
-    def __call__(self):
-        return self.now
+    def new_proxier(self):
+        return NftProxier(self.fake, self.cfg, TABLE)
 
-
-class Harness:
-    def __init__(self, cfg=None, fake=None, clock=None):
-        self.clock = clock or Clock()
-        self.fake = fake or FakeNft(clock=self.clock)
-        self.cfg = cfg or NodeConfig("node1", "10.244.0.0/16")
-        self.proxier = NftProxier(self.fake, self.cfg, TABLE)
-        self.engine = SyncEngine(self.proxier, self.cfg.node_name)
-        self.tracer = Tracer(self.fake, TABLE, local_addresses=[NODE_IP, "127.0.0.1", "10.244.1.1"])
-
-    def apply(self, *objs, etype="ADDED"):
-        for o in objs:
-            self.engine.event("service" if o["kind"] == "Service" else "slice", etype, o)
-        return self.engine.sync().result
-
-    def delete(self, *objs):
-        return self.apply(*objs, etype="DELETED")
-
-    def trace(self, src, dst, port, proto="tcp", **kw):
-        return self.tracer.trace(src, dst, port, proto, **kw)
+    def new_tracer(self):
+        return Tracer(self.fake, TABLE, local_addresses=list(LOCAL_ADDRESSES))
 
 
 @pytest.fixture
 def h():
     return Harness()
-
-
-def eps(trace):
-    return trace.endpoints
 
 
 # -- ClusterIP ------------------------------------------------------------------------------------
@@ -282,6 +258,56 @@ def test_another_configuration_is_rebuilt_in_one_transaction(h):
     r = many(h2, 2)
     assert r.rebuilt and h.fake.last_script.startswith(f"add table ip {TABLE}\ndelete table ip {TABLE}\n")
     assert h2.trace("10.244.1.9", "10.96.1.1", 80).masquerade is True   # new CIDR in effect
+
+
+def test_a_first_sync_streams_in_pieces_and_a_failure_midway_commits_nothing(h, monkeypatch):
+    monkeypatch.setattr(NftProxier, "STREAM_OWNERS", 3)
+    render, calls = h.proxier._render, []
+
+    def failing(view):
+        calls.append(view)
+        if len(calls) == 12:   # after three pieces were written
+            raise ValueError("bad element")
+        return render(view)
+    monkeypatch.setattr(h.proxier, "_render", failing)
+    with pytest.raises(ValueError):
+        many(h)
+    assert h.fake.read("ip", TABLE) is None and h.fake.transactions == 0
+    monkeypatch.setattr(h.proxier, "_render", render)
+    r = h.engine.sync().result
+    assert r.full and r.elements == many(Harness()).elements and h.fake.transactions == 1
+    assert eps(h.trace(POD, "10.96.1.19", 80)) == ["10.244.5.19:8080", "10.244.6.19:8080"]
+    assert h.fake.last_script.rstrip().splitlines()[-1].startswith(f"add element ip {TABLE} fingerprint")
+    assert h.engine.sync(full=True).result.sent_nothing
+
+
+def test_a_table_cut_short_before_its_fingerprint_is_rebuilt(h):
+    many(h, 3)
+    whole = h.fake.last_script
+    h2 = Harness(h.cfg, FakeNft(clock=h.clock), h.clock)
+    h2.fake.apply(whole[:whole.index(f"add element ip {TABLE} fingerprint")])   # what nft would commit
+    r = many(h2, 3)
+    assert r.full and r.rebuilt
+    assert h2.engine.sync(full=True).result.sent_nothing
+
+
+@pytest.mark.parametrize("full", [False, True])
+def test_two_services_with_one_external_ip_and_different_endpoint_counts(h, full):
+    """The smaller service wins the key; the other's endpoints wait, in a map whose chain nobody
+    uses yet, and take over when the winner goes. A conflict must never fail the whole sync."""
+    a = service("a", "10.96.0.10", external_ips=["192.0.2.10"])
+    h.apply(a, endpoint_slice("a-1", "a", ["10.244.2.1", "10.244.2.2"], [("http", 80)]),
+            service("b", "10.96.0.11", external_ips=["192.0.2.10"]),
+            endpoint_slice("b-1", "b", ["10.244.3.1", "10.244.3.2", "10.244.3.3"], [("http", 80)]))
+    assert eps(h.trace(OUTSIDE, "192.0.2.10", 80)) == ["10.244.2.1:80", "10.244.2.2:80"]
+    assert h.engine.sync(full=True).result.sent_nothing
+    if full:   # a restarted proxy finds the table and must agree with it
+        h = Harness(h.cfg, h.fake, h.clock)
+        h.apply(a, endpoint_slice("b-1", "b", ["10.244.3.1", "10.244.3.2", "10.244.3.3"], [("http", 80)]),
+                service("b", "10.96.0.11", external_ips=["192.0.2.10"]))
+    h.delete(a)
+    assert eps(h.trace(OUTSIDE, "192.0.2.10", 80)) == ["10.244.3.1:80", "10.244.3.2:80", "10.244.3.3:80"]
+    assert h.engine.sync(full=True).result.sent_nothing
 
 
 def test_failed_transaction_changes_nothing_and_is_retried_in_full(h):

@@ -1,17 +1,18 @@
 """The iptables proxier: one fragment of rule text per service port, one `iptables-restore
---noflush` of all our chains per sync.
-
-Every sync re-renders and restores all our chains (kube-proxy's iptables mode did so for years):
-iptables has no cheap element updates, libiptc rewrites the whole table on every commit anyway,
-and a full text is trivially correct. What a partial sync saves is the Python side: only the
-changed service ports are re-rendered (their fragments are cached), and a sync whose text is
-the one last committed sends nothing.
+--noflush` per sync.
 
 Full sync (start, after a failure, every --full-sync-period): read our chains back with
 iptables-save (to delete the ones a previous process left that are no longer wanted), restore
-everything, then make sure the jump rules from the built-in chains are there (`-C`, else `-I`
+all our chains, then make sure the jump rules from the built-in chains are there (`-C`, else `-I`
 at the top): they are the only rules we own outside our chains, recognised by their comment.
 A restart therefore never flushes: the restore replaces our chains in one commit per table.
+
+Partial sync (every other sync, as kube-proxy's since 1.28): only the chains of the service ports
+whose rules changed are declared and rewritten, plus the dispatch chains (NA-SERVICES,
+NA-NODEPORTS and the filter ones) whole, since they hold one rule per service in an order that
+matters; chains of removed service ports are deleted. A chain not named in the text keeps its
+rules. libiptc still loads and rewrites each whole table per commit, but the text to parse
+shrinks from every chain to a rule per service. A sync with no changed fragment sends nothing.
 
 Each table commits atomically; nat and filter are two commits in one process. A failure marks
 the proxier for a full sync, which rewrites both.
@@ -54,7 +55,7 @@ class IptablesProxier:
         self.fragments: dict[ServicePortName, Fragment] = {}
         self._order: list[ServicePortName] | None = None   # sorted keys, None = re-sort
         self.applied: dict[str, set[str]] | None = None    # table -> our chains after the last commit
-        self.last_text: str | None = None
+        self._changed: set[ServicePortName] = set()          # fragments not yet committed
         self._check_mismatch = check_backend_mismatch
         self.mismatch: str | None = None
         self._static_rules = sum(t.count("\n") for t in static_rules(cfg))
@@ -62,13 +63,19 @@ class IptablesProxier:
     # -- state -----------------------------------------------------------------------------
     def update(self, changes: dict[ServicePortName, Change]) -> None:
         for spn, (_, after) in changes.items():
+            old = self.fragments.get(spn)
             if after is None:
-                if self.fragments.pop(spn, None) is not None:
+                if old is not None:
+                    del self.fragments[spn]
                     self._order = None
-            else:
-                if spn not in self.fragments:
+                    self._changed.add(spn)
+                continue
+            frag = service_fragment(after.port, after.groups, self.cfg)
+            if frag != old:
+                if old is None:
                     self._order = None
-                self.fragments[spn] = service_fragment(after.port, after.groups, self.cfg)
+                self.fragments[spn] = frag
+                self._changed.add(spn)
 
     def needs_full_sync(self) -> bool:
         return self.applied is None
@@ -105,19 +112,18 @@ class IptablesProxier:
             else:
                 existing = self.applied
             stale = {t: sorted(existing[t] - wanted[t]) for t in ("nat", "filter")}
-            text = render(frags, self.cfg, stale["nat"], stale["filter"])
             result.stale_chains = len(stale["nat"]) + len(stale["filter"])
-            if full or text != self.last_text:
+            if full or self._changed or result.stale_chains:
+                changed = None if full else [self.fragments[s] for s in sorted(self._changed) if s in self.fragments]
+                text = render(frags, self.cfg, stale["nat"], stale["filter"], changed)
                 self.backend.restore(text)
                 result.operations += 1
-                result.elements = self._static_rules + sum(f.rules for f in frags)
+                result.elements = text.count("\n-A ")
         except Exception:
-            self.applied, self.last_text = None, None   # unknown: read back next time
+            self.applied = None   # unknown: read back next time
             raise
         self.applied = wanted
-        # a text that deleted stale chains differs from the next one even when nothing changed:
-        # remember the text without deletions, so that the next partial sync compares equal
-        self.last_text = text if not result.stale_chains else render(frags, self.cfg)
+        self._changed = set()
         result.duration = time.perf_counter() - start
         return result
 
@@ -163,7 +169,7 @@ class IptablesProxier:
     def cleanup(self) -> bool:
         """Remove our chains and our jump rules from the built-in chains, nothing else, in one
         restore (one commit per table). True when there was something to remove."""
-        self.applied, self.last_text = None, None
+        self.applied = None
         text = cleanup_text({t: self.backend.save(t) for t in ("filter", "nat")})
         if not text:
             return False

@@ -239,11 +239,17 @@ def static_rules(cfg: NodeConfig) -> tuple[str, str, str, str]:
     return nat_dispatch, post, mark, filter_dispatch
 
 
-def render(fragments, cfg: NodeConfig, stale_nat=(), stale_filter=()) -> str:
-    """The whole restore text: `fragments` in the order they are to appear (the proxier sorts by
+def render(fragments, cfg: NodeConfig, stale_nat=(), stale_filter=(), changed=None) -> str:
+    """The restore text: `fragments` in the order they are to appear (the proxier sorts by
     service port, so the smaller service port wins a conflicting address); stale chains (ours,
     present in the kernel, no longer wanted) are flushed and deleted at the end, after every rule
-    that referred to them has been rewritten."""
+    that referred to them has been rewritten.
+
+    `changed` (a partial sync, as kube-proxy's since 1.28): only those fragments' own chains are
+    declared and written; a chain that is not declared keeps its rules under `--noflush`. The
+    dispatch chains (NA-SERVICES, NA-NODEPORTS, the filter ones) are always written whole: they
+    hold a rule per service and their order matters."""
+    own = fragments if changed is None else changed
     nat_dispatch, post, mark, filter_dispatch = static_rules(cfg)
     out: list[str] = ["*filter\n"]
     out += [f":{c} - [0:0]\n" for c in FILTER_STATIC]
@@ -254,14 +260,14 @@ def render(fragments, cfg: NodeConfig, stale_nat=(), stale_filter=()) -> str:
     out += [f"-X {c}\n" for c in stale_filter]
     out.append("COMMIT\n*nat\n")
     out += [f":{c} - [0:0]\n" for c in NAT_STATIC]
-    out += [f":{c} - [0:0]\n" for f in fragments for c in f.chains]
+    out += [f":{c} - [0:0]\n" for f in own for c in f.chains]
     out += [f":{c} - [0:0]\n" for c in stale_nat]
     out += [f.nat_services for f in fragments]
     out.append(nat_dispatch)
     out += [f.nat_nodeports for f in fragments]
     out.append(post)
     out.append(mark)
-    out += [f.nat_rules for f in fragments]
+    out += [f.nat_rules for f in own]
     out += [f"-X {c}\n" for c in stale_nat]
     out.append("COMMIT\n")
     return "".join(out)
