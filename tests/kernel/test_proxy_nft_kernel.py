@@ -3,7 +3,6 @@ testing.Lab: a node namespace routing between pod namespaces and a client outsid
 Real TCP and UDP through VIPs and node ports, scapy-crafted SYNs and SCTP INITs, affinity, a UDP
 flow moving off a removed endpoint."""
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -13,11 +12,11 @@ import pytest
 from nodeagent.proxy.conntrack import Conntrack
 from nodeagent.proxy.engine import SyncEngine
 from nodeagent.proxy.model import NodeConfig
-from nodeagent.proxy.netns import socket_in
 from nodeagent.proxy.nft.backend import NftBackend
 from nodeagent.proxy.nft.proxier import NftProxier
 from nodeagent.proxy.testing import Lab, endpoint, endpoint_slice, service
 from tests.conftest import unique
+from tests.kernel.proxy_probes import sctp_init_arrival, syn_answer, udp_flow_moves_off_a_removed_endpoint
 from tests.waiting import wait
 
 VIP = "10.96.0.10"
@@ -101,47 +100,14 @@ def test_no_endpoints_fails_fast_for_tcp_and_udp(lab, proxy):
 
 
 def test_scapy_syn_to_vip_without_endpoints_gets_a_reset(lab, proxy):
-    from scapy.layers.inet import IP, TCP
     proxy.apply(service("web", VIP, [("http", 80)]))
-    raw = socket_in(lab.client, socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
-    raw.setsockopt(socket.IPPROTO_IP, socket.IP_HDRINCL, 1)
-    raw.settimeout(2)
-    try:
-        syn = IP(src=Lab.CLIENT_IP, dst=VIP) / TCP(sport=40123, dport=80, flags="S", seq=1000)
-        raw.sendto(bytes(syn), (VIP, 0))
-        deadline = time.monotonic() + 2
-        while time.monotonic() < deadline:
-            pkt = IP(raw.recv(4096))
-            if TCP in pkt and pkt[TCP].dport == 40123:
-                assert pkt.src == VIP and "R" in str(pkt[TCP].flags)
-                break
-        else:
-            pytest.fail("no reset")
-    finally:
-        raw.close()
+    assert "R" in (syn_answer(lab, VIP, 80) or "")
 
 
 def test_sctp_init_is_dnated_to_an_endpoint(lab, proxy):
-    """No SCTP sockets on this kernel (no sctp module), so the association is crafted with scapy
-    and the pod listens with a raw socket: the INIT must arrive at the pod, DNATed."""
-    from scapy.layers.inet import IP
-    from scapy.layers.sctp import SCTP, SCTPChunkInit
     proxy.apply(service("sig", VIP, [("sig", 3868, "SCTP")]),
                 endpoint_slice("sig-1", "sig", [lab.pod_ip(1)], [("sig", 3869, "SCTP")]))
-    got = []
-    rx = socket_in(lab.pods[0], socket.AF_INET, socket.SOCK_RAW, 132)
-    rx.settimeout(3)
-    tx = socket_in(lab.client, socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
-    try:
-        pkt = IP(src=Lab.CLIENT_IP, dst=VIP) / SCTP(sport=5000, dport=3868, tag=0) / SCTPChunkInit(
-            init_tag=7, a_rwnd=65535, n_out_streams=1, n_in_streams=1, init_tsn=1)
-        tx.sendto(bytes(pkt), (VIP, 0))
-        p = IP(rx.recv(4096))
-        got.append((p.src, p.dst, p[SCTP].dport))
-    finally:
-        rx.close()
-        tx.close()
-    src, dst, dport = got[0]
+    src, dst, dport = sctp_init_arrival(lab, VIP, 3868, lab.pods[0])
     assert dst == lab.pod_ip(1) and dport == 3869 and src != Lab.CLIENT_IP   # DNAT + masquerade
 
 
@@ -162,17 +128,7 @@ def test_hairpin_pod_reaches_itself_through_its_service(lab, proxy):
 
 
 def test_udp_flow_moves_off_a_removed_endpoint(lab, proxy):
-    for ns in lab.pods:
-        lab.serve(ns, 8080, "udp")
-    proxy.apply(service("dns", VIP, [("dns", 53, "UDP")]),
-                pods_slice(lab, 8080, "UDP", name="dns-1", svc="dns", pname="dns"))
-    sock = lab.udp_socket(lab.client, 41000)   # one flow: same source port throughout
-    first = lab.udp(lab.client, VIP, 53, sock=sock).split()[0]
-    assert all(lab.udp(lab.client, VIP, 53, sock=sock).split()[0] == first for _ in range(5))
-    remaining = 2 if first == lab.pods[0] else 1
-    proxy.apply(endpoint_slice("dns-1", "dns", [lab.pod_ip(remaining)], [("dns", 8080, "UDP")]), etype="MODIFIED")
-    # without the conntrack cleanup this flow would keep going to the removed endpoint
-    assert lab.udp(lab.client, VIP, 53, sock=sock, timeout=2).split()[0] == lab.pods[remaining - 1]
+    udp_flow_moves_off_a_removed_endpoint(lab, proxy, VIP)
 
 
 def test_restart_keeps_rules_and_resends_nothing_and_cleanup_removes_only_ours(lab, proxy):

@@ -1,7 +1,6 @@
 """Tier 3: `nodeagent proxy` as a real process against a real API server, programming a lab node
 namespace: end to end from API objects to packets, health and metrics endpoints, the service health
 check node port, kill -9 and restart without losing a request, and `proxy cleanup`."""
-import os
 import signal
 import subprocess
 import sys
