@@ -162,6 +162,22 @@ def test_no_endpoints_rejects_at_once(h, proto, how):
     assert h.trace(POD, "10.96.0.10", 80, proto.lower()).verdict == "REJECT"
 
 
+@pytest.mark.parametrize("proto", ["tcp", "udp"])
+def test_a_cluster_ip_on_a_port_no_service_uses_is_refused(h, proto):
+    web, dns = service("web", "10.96.0.10", [("http", 80), ("dns", 53, "UDP")], external_ips=["192.0.2.10"]), \
+        endpoint_slice("web-1", "web", ["10.244.2.5"], [("http", 8080), ("dns", 53, "UDP")])
+    h.apply(web, dns)
+    how = "tcp reset" if proto == "tcp" else "icmp port-unreachable"
+    for src, local in ((POD, False), (OUTSIDE, False), (NODE_IP, True)):
+        t = h.trace(src, "10.96.0.10", 81, proto, local=local)
+        assert t.verdict == "REJECT" and t.outcomes[0].reject == how, (src, t)
+    assert eps(h.trace(POD, "10.96.0.10", 80)) == ["10.244.2.5:8080"]          # the service's own ports
+    assert eps(h.trace(POD, "10.96.0.10", 53, "udp")) == ["10.244.2.5:53"]
+    assert h.trace(OUTSIDE, "192.0.2.10", 81, proto).verdict == "ACCEPT"       # external IPs: not ours to refuse
+    h.delete(web)
+    assert h.trace(POD, "10.96.0.10", 81, proto).verdict == "ACCEPT"           # no longer a ClusterIP
+
+
 # -- masquerade: hairpin ---------------------------------------------------------------------------
 def test_hairpin_is_masqueraded_only_when_the_pod_reaches_itself(h):
     h.apply(service("web", "10.96.0.10"), endpoint_slice("web-1", "web", [

@@ -99,6 +99,25 @@ def test_no_endpoints_fails_fast_for_tcp_and_udp(lab, proxy):
     assert time.monotonic() - t < 2
 
 
+def test_a_cluster_ip_on_a_port_no_service_uses_is_refused_at_once(lab, proxy):
+    # A real node routes the service range somewhere (its default route), so the packet reaches
+    # the forward hook, where the check refuses it. Without a route it would fail with "network
+    # unreachable" before any hook, which proves nothing; with this one and no check, "no route
+    # to host".
+    subprocess.run(["ip", "netns", "exec", lab.node, "ip", "route", "add", "default", "dev", "lo"], check=True)
+    lab.serve(lab.pods[0], 8080)
+    proxy.apply(service("web", VIP, [("http", 80), ("dns", 53, "UDP")]),
+                endpoint_slice("web-1", "web", [lab.pod_ip(1)], [("http", 8080), ("dns", 53, "UDP")]))
+    assert lab.tcp(lab.client, VIP, 80).split()[0] == lab.pods[0]
+    t = time.monotonic()
+    for ns in (lab.client, lab.pods[1], lab.node):
+        with pytest.raises(ConnectionRefusedError):
+            lab.tcp(ns, VIP, 81, timeout=5)
+    with pytest.raises(ConnectionRefusedError):   # ICMP port unreachable on a connected UDP socket
+        lab.udp(lab.client, VIP, 54, timeout=5)
+    assert time.monotonic() - t < 2
+
+
 def test_scapy_syn_to_vip_without_endpoints_gets_a_reset(lab, proxy):
     proxy.apply(service("web", VIP, [("http", 80)]))
     assert "R" in (syn_answer(lab, VIP, 80) or "")

@@ -44,6 +44,10 @@ Services without usable endpoints are rejected in filter chains *before* NAT (`f
 and `filter-output`, priority dstnat - 10) through `no-endpoint-services` /
 `no-endpoint-nodeports`: a TCP reset or ICMP port unreachable at once, never a silent drop.
 
+Traffic to a ClusterIP on a port no service uses is refused too, after DNAT (kube-proxy's
+`cluster-ips-check`): the `cluster-ips` set holds every ClusterIP, and what still has one as its
+destination in the forward hook (or after DNAT in output) was not DNATed.
+
 Masquerade uses a mark bit (kube-proxy's 0x4000 by default) set where it is needed and turned
 into `masquerade` in `nat-postrouting`; hairpin traffic (a pod reaching itself through its own
 service) is marked there from the `hairpin` set of (endpoint, endpoint) pairs.
@@ -96,6 +100,7 @@ MAPS: dict[str, MapDef] = {m.name: m for m in (
            "type ipv4_addr . ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service ; "
            f"flags dynamic,timeout ; size {AFFINITY_SIZE} ;", dynamic=True),
     MapDef("hairpin", ("ipv4_addr", "ipv4_addr"), None, "type ipv4_addr . ipv4_addr ;"),
+    MapDef("cluster-ips", ("ipv4_addr",), None, "type ipv4_addr ;"),
     MapDef("nodeport-addresses", ("ipv4_prefix",), None, "type ipv4_addr ; flags interval ;"),
     MapDef("fingerprint", ("mark",), None, "type mark ;"),
 )}
@@ -149,6 +154,12 @@ def static_chains(cfg: NodeConfig) -> dict[str, ChainDef]:
         ChainDef("endpoints-check", (f"{ipk} vmap @no-endpoint-services",
                                      f"{np} {npk} vmap @no-endpoint-nodeports")),
         ChainDef("reject-chain", ("meta l4proto tcp reject with tcp reset", "reject")),
+        # A ClusterIP on a port no service uses (kube-proxy's cluster-ips-check): after DNAT a valid
+        # port has the endpoint as destination, so what still goes to a ClusterIP is refused at
+        # once instead of being routed on to wherever the default route leads.
+        ChainDef("filter-forward", ("ct state new jump cluster-ips-check",), Hook("filter", "forward", "-110")),
+        ChainDef("filter-output-post-dnat", ("ct state new jump cluster-ips-check",), Hook("filter", "output", "-90")),
+        ChainDef("cluster-ips-check", ("ip daddr @cluster-ips goto reject-chain",)),
         # policy Local without a local endpoint: reject clients from outside only; pods and the
         # node itself are sent to cluster endpoints by external-local / nodeport-local.
         ChainDef("reject-external", ((f"ip saddr {cidr} return",) if cidr else ()) + (

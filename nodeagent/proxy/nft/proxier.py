@@ -188,9 +188,12 @@ class NftProxier:
                 have = written.get(m)
                 if have is None:
                     have = written[m] = {}
-                new = [(k, v) for k, v in items.items() if k not in have]
-                if not new:
-                    continue
+                if have.keys().isdisjoint(items):   # the common case: nobody else has these keys
+                    new = items.items()
+                else:
+                    new = [(k, v) for k, v in items.items() if k not in have]
+                    if not new:
+                        continue
                 have.update(new)
                 if m in verdict_maps:
                     for _, v in new:

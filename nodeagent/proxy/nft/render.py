@@ -43,6 +43,7 @@ def service_fragment(sp: ServicePort, groups: EndpointGroups, cfg: NodeConfig) -
         out["no-endpoint-services"][key] = "goto reject-chain"
     if aff:
         out["affinity-ips"][key] = record
+    out["cluster-ips"][sp.cluster_ip] = None   # every port of the service claims it (elements.py)
 
     # External destinations: external IPs and load-balancer IPs by address, node ports by port.
     cluster, local = groups.cluster, groups.local

@@ -129,6 +129,8 @@ class Ctx:
     masquerade: bool = False
 
 
+ROUTE = "route"   # a stage of its own: the routing decision between prerouting and forward/input
+
 _PRIO = {"dstnat": -100, "srcnat": 100, "filter": 0, "raw": -300, "mangle": -150}
 
 
@@ -161,10 +163,12 @@ class Tracer:
         """A new connection from src to dst:dport. `local`: generated on the node itself (output
         path) rather than arriving on an interface (prerouting path)."""
         t = self.fake.table(self.family, self.table_name)
-        first = "output" if local else "prerouting"
+        # an arriving packet is routed after prerouting (DNAT included): to forward when its
+        # destination is not this node; a local one goes on to input, which our table does not use
+        hooks = ["output", "postrouting"] if local else ["prerouting", ROUTE, "postrouting"]
         ctx = Ctx(src, dst, proto, str(dport), dst, str(dport))
         results: list[Outcome] = []
-        for c in self._walk_hooks(t, [first, "postrouting"], ctx, pick, record):
+        for c in self._walk_hooks(t, hooks, ctx, pick, record):
             results.append(c)
         return Trace(results)
 
@@ -174,7 +178,7 @@ class Tracer:
 
     def _walk_hooks(self, t, hooks, ctx, pick, record):
         """Yield outcomes; base chains run in priority order; forks come from numgen."""
-        stages = [(h, n) for h in hooks for n in self._base_chains(t, h)]
+        stages = [(h, n) for h in hooks for n in ([None] if h == ROUTE else self._base_chains(t, h))]
         yield from self._stage(t, stages, 0, ctx, pick, record)
 
     def _stage(self, t, stages, i, ctx, pick, record):
@@ -182,6 +186,11 @@ class Tracer:
             yield Outcome("ACCEPT", f"{ctx.dst}:{ctx.dport}" if ctx.dnat else None, ctx.masquerade)
             return
         hook, chain = stages[i]
+        if hook == ROUTE:
+            routed = "input" if ipaddress.IPv4Address(ctx.dst) in self.local else "forward"
+            stages = stages[:i] + [(routed, n) for n in self._base_chains(t, routed)] + stages[i + 1:]
+            yield from self._stage(t, stages, i, ctx, pick, record)
+            return
         nat = t.chains[chain].hook[0] == "nat"
         if nat and hook in ("prerouting", "output") and ctx.dnat:
             yield from self._stage(t, stages, i + 1, ctx, pick, record)  # NAT is decided once
