@@ -216,7 +216,7 @@ def bench_conn_rate(lab: Lab, n: int, seconds: float, rounds: int = 4, mode: str
         eng.sync()
         size = False
         # alternating order (small, big, big, small, ...): whatever drifts during the run (the
-        # conntrack table filling with TIME_WAIT entries, the machine's load) weighs on both
+        # conntrack table filling, the machine's load) weighs on both
         for r in range(rounds):
             for big_now in ((False, True) if r % 2 == 0 else (True, False)):
                 if big_now != size:
