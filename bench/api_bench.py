@@ -24,6 +24,8 @@ import time
 
 import orjson
 
+from bench import rawhttp
+
 # httpcore asks `import sniffio` on every request to learn which async library runs it; sniffio
 # is not installed here, so each request paid for a failed import (a scan of sys.path), about a
 # quarter of the client's CPU. Marking the module absent makes that import fail at once.
@@ -86,13 +88,7 @@ class Server:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        rawhttp.stop(self.proc)
         self.log.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 
@@ -133,10 +129,7 @@ async def create_raw(port: int, ns: str, names: list[str], concurrency: int) -> 
         try:
             for name in todo:  # a shared iterator: each connection takes the next free name
                 body = pod(name)
-                writer.write((head % len(body)).encode() + body)
-                resp = await reader.readuntil(b"\r\n\r\n")
-                length = int(resp.lower().partition(b"content-length:")[2].split(b"\r\n")[0])
-                payload = await reader.readexactly(length)
+                resp, payload = await rawhttp.exchange(reader, writer, (head % len(body)).encode() + body)
                 if not resp.startswith(b"HTTP/1.1 201"):
                     raise RuntimeError(f"create {name}: {resp[:15]!r} {payload[:200]!r}")
         finally:

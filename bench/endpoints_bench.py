@@ -22,6 +22,7 @@ import time
 
 import orjson
 
+from bench import rawhttp
 from bench.api_bench import Server
 from bench.sched_bench import post_raw, proc_cpu
 
@@ -73,10 +74,7 @@ async def patch_raw(port: int, items: list[tuple[str, bytes]], concurrency: int 
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         try:
             for path, body in todo:
-                writer.write((head % (path, len(body))).encode() + body)
-                resp = await reader.readuntil(b"\r\n\r\n")
-                length = int(resp.lower().partition(b"content-length:")[2].split(b"\r\n")[0])
-                await reader.readexactly(length)
+                resp, _ = await rawhttp.exchange(reader, writer, (head % (path, len(body))).encode() + body)
                 if not resp.startswith(b"HTTP/1.1 200"):
                     raise RuntimeError(f"patch {path}: {resp[:20]!r}")
         finally:

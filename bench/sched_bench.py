@@ -19,6 +19,7 @@ import time
 
 import orjson
 
+from bench import rawhttp
 from bench.api_bench import Server
 
 try:
@@ -60,10 +61,7 @@ async def post_raw(port: int, path: str, bodies: list[bytes], concurrency: int =
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         try:
             for body in todo:
-                writer.write((head % len(body)).encode() + body)
-                resp = await reader.readuntil(b"\r\n\r\n")
-                length = int(resp.lower().partition(b"content-length:")[2].split(b"\r\n")[0])
-                payload = await reader.readexactly(length)
+                resp, payload = await rawhttp.exchange(reader, writer, (head % len(body)).encode() + body)
                 if not resp.startswith(b"HTTP/1.1 201"):
                     raise RuntimeError(f"create: {resp[:15]!r} {payload[:300]!r}")
         finally:

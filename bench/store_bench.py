@@ -35,6 +35,8 @@ import time
 
 import orjson
 
+from bench import rawhttp
+
 try:  # see bench/api_bench.py: httpcore's per-request `import sniffio` is slow when absent
     import sniffio  # noqa: F401
 except ImportError:
@@ -156,13 +158,7 @@ class ApiServer:
         raise RuntimeError(f"API server on {extra or 'sqlite'} did not start")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        rawhttp.stop(self.proc)
         self.log.close()
 
 
@@ -177,10 +173,7 @@ async def api_creates(port: int, ns: str, n: int, concurrency: int) -> float:
             for i in todo:
                 body = orjson.dumps({"metadata": {"name": f"p{i:06d}", "labels": {"app": "bench"}},
                                      "spec": {"containers": [{"name": "app", "image": "netexec"}]}})
-                writer.write((head % len(body)).encode() + body)
-                resp = await reader.readuntil(b"\r\n\r\n")
-                length = int(resp.lower().partition(b"content-length:")[2].split(b"\r\n")[0])
-                await reader.readexactly(length)
+                resp, _ = await rawhttp.exchange(reader, writer, (head % len(body)).encode() + body)
                 if not resp.startswith(b"HTTP/1.1 201"):
                     raise RuntimeError(f"create failed: {resp[:40]!r}")
         finally:
