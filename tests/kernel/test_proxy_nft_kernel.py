@@ -12,7 +12,7 @@ import pytest
 from nodeagent.proxy.conntrack import Conntrack
 from nodeagent.proxy.engine import SyncEngine
 from nodeagent.proxy.model import NodeConfig
-from nodeagent.proxy.nft.backend import NftBackend
+from nodeagent.proxy.nft.backend import NftBackend, NftError
 from nodeagent.proxy.nft.proxier import NftProxier
 from nodeagent.proxy.testing import Lab, endpoint, endpoint_slice, service
 from tests.conftest import unique
@@ -189,7 +189,7 @@ def test_partial_sync_against_the_kernel_and_reconcile_converges(lab, proxy):
 
 WRITER = r"""
 import os, signal, sys
-from nodeagent.proxy.nft.backend import NftBackend
+from nodeagent.proxy.nft.backend import NftBackend, NftError
 netns, table, end = sys.argv[1:]
 s = NftBackend(netns=netns).stream()
 s.write(f"add table ip {table}\nadd set ip {table} s {{ type ipv4_addr ; }}\nadd element ip {table} s {{ 10.0.0.1 }}\n")
@@ -225,3 +225,14 @@ def test_a_streamed_transaction_whose_writer_is_killed_commits_nothing(lab):
         assert "10.0.0.1, 10.0.0.2" in backend.list_text("ip", table)
     finally:
         backend.apply(f"delete table ip {table}\n")
+
+
+def test_a_streamed_transaction_that_nft_refuses_reports_nfts_error_and_commits_nothing(lab):
+    table, backend = unique("st"), NftBackend(netns=lab.node)
+    s = backend.stream()
+    s.write(f"add table ip {table}\nadd set ip {table} s {{ type ipv4_addr ; }}\n"
+            f"add element ip {table} s {{ 10.0.0.1 }}\n")
+    s.write(f"add element ip {table} nosuchset {{ 10.0.0.2 }}\n")
+    with pytest.raises(NftError, match="nosuchset|No such file"):
+        s.finish().wait()
+    assert not backend.read_exists("ip", table)

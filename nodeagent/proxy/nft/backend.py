@@ -102,10 +102,11 @@ def parse_table_json(text: bytes | str) -> KernelTable:
 
 
 class Running:
-    """An `nft` process working on a transaction; `wait()` collects it."""
+    """An `nft` process working on a transaction; `wait()` collects it. `err_fd`: a memfd that
+    holds nft's error output (instead of a pipe: see `Stream`); closed by `wait()`."""
 
-    def __init__(self, proc, timeout: float):
-        self.proc, self.timeout = proc, timeout
+    def __init__(self, proc, timeout: float, err_fd: int | None = None):
+        self.proc, self.timeout, self.err_fd = proc, timeout, err_fd
 
     def wait(self) -> None:
         if self.proc is None:
@@ -116,6 +117,11 @@ class Running:
             self.proc.kill()
             self.proc.communicate()
             raise NftError(f"nft did not finish in {self.timeout:g} s") from None
+        finally:
+            if self.err_fd is not None:
+                err = os.pread(self.err_fd, 8192, 0)
+                os.close(self.err_fd)
+                self.err_fd = None
         if self.proc.returncode != 0:
             raise NftError(err.decode(errors="replace").strip()[:4000] or f"nft exited {self.proc.returncode}")
 
@@ -139,10 +145,14 @@ class Stream:
     - the proxier writes the table's fingerprint last: should a death in the middle of a write
       still cut at a line end, the committed table has no fingerprint and the next full sync
       rebuilds it in one transaction.
-    `abort()` kills nft before it sees the end: nothing is committed."""
+    `abort()` kills nft before it sees the end: nothing is committed.
+    nft's errors go to a memfd, not a pipe: an nft that stopped reading after errors and filled
+    a pipe with them (it quotes whole lines, and ours are long) would wait on us while we wait
+    on it."""
 
     def __init__(self, argv: list[str], timeout: float):
         r, self.fd = os.pipe()
+        self.err = os.memfd_create("nodeagent-nft-err", os.MFD_CLOEXEC)
         try:
             # a 1 MiB pipe (the default limit for unprivileged pipes) takes several pieces
             # before a write waits on nft
@@ -151,9 +161,10 @@ class Stream:
             pass
         try:
             self.proc = subprocess.Popen(argv + ["-f", f"/dev/fd/{r}"], stdin=subprocess.DEVNULL,
-                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, pass_fds=(r,))
+                                         stdout=subprocess.DEVNULL, stderr=self.err, pass_fds=(r,))
         except BaseException:
             os.close(self.fd)
+            os.close(self.err)
             raise
         finally:
             os.close(r)
@@ -178,12 +189,13 @@ class Stream:
         """The whole script is written: nft evaluates and commits; `wait()` on the result."""
         self._send(self._tail)
         os.close(self.fd)
-        return Running(self.proc, self.timeout)
+        return Running(self.proc, self.timeout, self.err)
 
     def abort(self) -> None:
         self.proc.kill()
         os.close(self.fd)
-        self.proc.communicate()
+        self.proc.wait()
+        os.close(self.err)
 
 
 class NftBackend:
