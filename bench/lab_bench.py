@@ -16,7 +16,6 @@ Target: Ready -> all nodes p99 under 1 s.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -89,7 +88,7 @@ def main() -> None:
             raise SystemExit(f"the deployment did not settle at {count} ready pods")
 
         settle(1)
-        to_ready, to_kernel, scale_to_all = [], [], []
+        to_kernel, scale_to_all = [], []
         for i in range(args.changes):
             before = settle(1)
             t0 = time.monotonic()
