@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -46,7 +47,10 @@ sys.exit(1)
 def sh(*cmd, ns=None, check=True, **kw):
     if ns:
         cmd = ("ip", "netns", "exec", ns) + cmd
-    return subprocess.run(cmd, capture_output=True, text=True, check=check, timeout=60, **kw)
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=60, **kw)
+    if check and r.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} exited {r.returncode}: {r.stderr.strip()[:2000]}")
+    return r
 
 
 def links(ns):
@@ -78,7 +82,18 @@ def pods():
 
     def make():
         name = unique("nacp-")
-        sh("ip", "netns", "add", name)
+        for attempt in range(3):
+            # `ip netns add` failed once in a whole-suite run, right after tiers that tear down
+            # hundreds of namespaces (the kernel destroys them in a work queue): try again
+            # before failing a plugin test on the fixture, saying why it failed
+            r = sh("ip", "netns", "add", name, check=False)
+            if r.returncode == 0:
+                break
+            warnings.warn(f"ip netns add {name} failed, retrying: {r.stderr.strip()}")
+            subprocess.run(["ip", "netns", "del", name], capture_output=True)
+            time.sleep(1)
+        else:
+            raise AssertionError(f"ip netns add {name}: {r.stderr.strip()}")
         made.append(name)
         return name
     yield make
