@@ -48,11 +48,15 @@ def objects(n: int, start: int = 0):
                              [("http", 8080)])
 
 
-def engine_with(backend, table: str, n: int) -> SyncEngine:
-    eng = SyncEngine(NftProxier(backend, CFG, table), CFG.node_name)
-    for o in objects(n):
-        eng.event("service" if o["kind"] == "Service" else "slice", "ADDED", o)
+def feed(eng: SyncEngine, objs, etype: str = "ADDED") -> SyncEngine:
+    """Record Service and EndpointSlice events, as the informers' handlers do."""
+    for o in objs:
+        eng.event("service" if o["kind"] == "Service" else "slice", etype, o)
     return eng
+
+
+def engine_with(backend, table: str, n: int) -> SyncEngine:
+    return feed(SyncEngine(NftProxier(backend, CFG, table), CFG.node_name), objects(n))
 
 
 def bench_full_sync(lab: Lab, n: int, runs: int) -> dict:
@@ -95,9 +99,7 @@ def bench_full_sync(lab: Lab, n: int, runs: int) -> dict:
 
 def bench_changes(lab: Lab, n: int, changes: int, mode: str = "nftables") -> dict:
     px, cleanup = proxier_for(mode, lab)
-    eng = SyncEngine(px, CFG.node_name)
-    for o in objects(n):
-        eng.event("service" if o["kind"] == "Service" else "slice", "ADDED", o)
+    eng = feed(SyncEngine(px, CFG.node_name), objects(n))
     lat, sent = [], []
     counts: dict[int, int] = {}
     try:
@@ -177,8 +179,7 @@ def bench_iptables_full_sync(lab: Lab, n: int) -> float:
     px, cleanup = proxier_for("iptables", lab)
     eng = SyncEngine(px, CFG.node_name)
     try:
-        for o in objects(n):
-            eng.event("service" if o["kind"] == "Service" else "slice", "ADDED", o)
+        feed(eng, objects(n))
         t0 = time.perf_counter()
         eng.sync()
         return time.perf_counter() - t0
@@ -195,8 +196,7 @@ def bench_conn_rate(lab: Lab, n: int, seconds: float, rounds: int = 4, mode: str
     server = subprocess.Popen(["ip", "netns", "exec", lab.pods[0], sys.executable, "-c", SERVER, "8080"],
                               stdout=subprocess.PIPE, text=True)
     server.stdout.readline()
-    for o in (service("target", vip, [("http", 80)]), endpoint_slice("target-1", "target", [lab.pod_ip(1)], [("http", 8080)])):
-        eng.event("service" if o["kind"] == "Service" else "slice", "ADDED", o)
+    feed(eng, (service("target", vip, [("http", 80)]), endpoint_slice("target-1", "target", [lab.pod_ip(1)], [("http", 8080)])))
     filler = list(objects(n - 1))
 
     def rate():
@@ -205,15 +205,11 @@ def bench_conn_rate(lab: Lab, n: int, seconds: float, rounds: int = 4, mode: str
                              capture_output=True, text=True, check=True).stdout.split()
         return float(out[0]), int(out[1])
     def resize(big_now: bool):
-        for o in filler[18:]:
-            eng.event("service" if o["kind"] == "Service" else "slice", "ADDED" if big_now else "DELETED", o)
-        eng.sync()
+        feed(eng, filler[18:], "ADDED" if big_now else "DELETED").sync()
 
     small, big, errors = [], [], 0
     try:
-        for o in filler[:18]:
-            eng.event("service" if o["kind"] == "Service" else "slice", "ADDED", o)
-        eng.sync()
+        feed(eng, filler[:18]).sync()
         size = False
         # alternating order (small, big, big, small, ...): whatever drifts during the run (the
         # conntrack table filling, the machine's load) weighs on both

@@ -29,24 +29,22 @@ class ServiceView:
         if services is None:
             services = set(state.services) | set(self.by_service)
         changes: dict[ServicePortName, Change] = {}
-        ports, by_service, node = self.ports, self.by_service, self.node_name
         for svc in services:
             new_ports = state.ports(svc)
-            old = by_service.get(svc)
-            if old:
-                for spn in old - new_ports.keys():
-                    changes[spn] = (ports.pop(spn), None)
+            old = self.by_service.get(svc, set())
+            for spn in old - new_ports.keys():
+                changes[spn] = (self.ports.pop(spn), None)
             for spn, sp in new_ports.items():
-                view = PortView(sp, categorize(sp, state.endpoints(spn), node))
-                before = ports.get(spn)
+                view = PortView(sp, categorize(sp, state.endpoints(spn), self.node_name))
+                before = self.ports.get(spn)
                 if before != view:
                     changes[spn] = (before, view)
-                    ports[spn] = view
+                    self.ports[spn] = view
             if new_ports:
-                if old is None or len(old) != len(new_ports) or old != new_ports.keys():
-                    by_service[svc] = set(new_ports)
-            elif old is not None:
-                del by_service[svc]
+                if len(old) != len(new_ports) or old != new_ports.keys():
+                    self.by_service[svc] = set(new_ports)
+            else:
+                self.by_service.pop(svc, None)
         return changes
 
     def health_check_ports(self) -> dict[int, tuple[ServiceName, int]]:

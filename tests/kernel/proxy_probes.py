@@ -1,6 +1,8 @@
 """What the proxy kernel tests of both modes share: crafted packets (scapy, raw sockets in the
-lab's namespaces: what a SYN to a VIP gets back, where an SCTP INIT arrives), and checks that
-read the same whichever proxier `proxy.apply` drives."""
+lab's namespaces: what a SYN to a VIP gets back, where an SCTP INIT arrives), and the tests that
+read the same whichever proxier drives the kernel. Each mode's test file imports those tests,
+and pytest runs them there with that file's `lab` and `proxy` fixtures (`proxy.apply(*objects)`
+syncs them)."""
 import socket
 import time
 
@@ -48,15 +50,30 @@ def sctp_init_arrival(lab: Lab, vip: str, port: int, pod_ns: str) -> tuple[str, 
         tx.close()
 
 
-def udp_flow_moves_off_a_removed_endpoint(lab: Lab, proxy, vip: str) -> None:
+VIP = "10.96.0.10"
+
+
+def test_scapy_syn_to_vip_without_endpoints_gets_a_reset(lab, proxy):
+    proxy.apply(service("web", VIP, [("http", 80)]))
+    assert "R" in (syn_answer(lab, VIP, 80) or "")
+
+
+def test_sctp_init_is_dnated_to_an_endpoint(lab, proxy):
+    proxy.apply(service("sig", VIP, [("sig", 3868, "SCTP")]),
+                endpoint_slice("sig-1", "sig", [lab.pod_ip(1)], [("sig", 3869, "SCTP")]))
+    src, dst, dport = sctp_init_arrival(lab, VIP, 3868, lab.pods[0])
+    assert dst == lab.pod_ip(1) and dport == 3869 and src != Lab.CLIENT_IP   # DNAT + masquerade
+
+
+def test_udp_flow_moves_off_a_removed_endpoint(lab, proxy):
     for ns in lab.pods:
         lab.serve(ns, 8080, "udp")
-    proxy.apply(service("dns", vip, [("dns", 53, "UDP")]),
+    proxy.apply(service("dns", VIP, [("dns", 53, "UDP")]),
                 endpoint_slice("dns-1", "dns", [lab.pod_ip(1), lab.pod_ip(2)], [("dns", 8080, "UDP")]))
     sock = lab.udp_socket(lab.client, 41000)   # one flow: same source port throughout
-    first = lab.udp(lab.client, vip, 53, sock=sock).split()[0]
-    assert all(lab.udp(lab.client, vip, 53, sock=sock).split()[0] == first for _ in range(5))
+    first = lab.udp(lab.client, VIP, 53, sock=sock).split()[0]
+    assert all(lab.udp(lab.client, VIP, 53, sock=sock).split()[0] == first for _ in range(5))
     remaining = 2 if first == lab.pods[0] else 1
     proxy.apply(endpoint_slice("dns-1", "dns", [lab.pod_ip(remaining)], [("dns", 8080, "UDP")]), etype="MODIFIED")
     # without the conntrack cleanup this flow would keep going to the removed endpoint
-    assert lab.udp(lab.client, vip, 53, sock=sock, timeout=2).split()[0] == lab.pods[remaining - 1]
+    assert lab.udp(lab.client, VIP, 53, sock=sock, timeout=2).split()[0] == lab.pods[remaining - 1]

@@ -16,7 +16,9 @@ from nodeagent.proxy.iptables.render import JUMPS
 from nodeagent.proxy.model import NodeConfig
 from nodeagent.proxy.netns import command_prefix
 from nodeagent.proxy.testing import Lab, endpoint, endpoint_slice, service
-from tests.kernel.proxy_probes import sctp_init_arrival, syn_answer, udp_flow_moves_off_a_removed_endpoint
+from tests.kernel.proxy_probes import (  # noqa: F401  (tests shared by both modes, run here)
+    test_scapy_syn_to_vip_without_endpoints_gets_a_reset, test_sctp_init_is_dnated_to_an_endpoint,
+    test_udp_flow_moves_off_a_removed_endpoint)
 
 VIP = "10.96.0.10"
 CFG = NodeConfig("node1", "10.244.0.0/16")
@@ -109,22 +111,6 @@ def test_no_endpoints_is_refused_at_once(lab, proxy):
     lab.serve(lab.pods[0], 8080)                  # an endpoint appears: served
     proxy.apply(endpoint_slice("web-1", "web", [lab.pod_ip(1)], [("http", 8080)]))
     assert lab.tcp(lab.client, VIP, 80).split()[0] == lab.pods[0]
-
-
-def test_scapy_syn_to_vip_without_endpoints_gets_a_reset(lab, proxy):
-    proxy.apply(service("web", VIP, [("http", 80)]))
-    assert "R" in (syn_answer(lab, VIP, 80) or "")
-
-
-def test_sctp_init_is_dnated_to_an_endpoint(lab, proxy):
-    proxy.apply(service("sig", VIP, [("sig", 3868, "SCTP")]),
-                endpoint_slice("sig-1", "sig", [lab.pod_ip(1)], [("sig", 3869, "SCTP")]))
-    src, dst, dport = sctp_init_arrival(lab, VIP, 3868, lab.pods[0])
-    assert dst == lab.pod_ip(1) and dport == 3869 and src != Lab.CLIENT_IP   # DNAT + masquerade
-
-
-def test_udp_flow_moves_off_a_removed_endpoint(lab, proxy):
-    udp_flow_moves_off_a_removed_endpoint(lab, proxy, VIP)
 
 
 def test_external_traffic_policy_local_preserves_source(lab, proxy):

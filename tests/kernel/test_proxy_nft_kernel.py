@@ -15,8 +15,11 @@ from nodeagent.proxy.model import NodeConfig
 from nodeagent.proxy.nft.backend import NftBackend, NftError
 from nodeagent.proxy.nft.proxier import NftProxier
 from nodeagent.proxy.testing import Lab, endpoint, endpoint_slice, service
+from tests.api.server import ROOT
 from tests.conftest import unique
-from tests.kernel.proxy_probes import sctp_init_arrival, syn_answer, udp_flow_moves_off_a_removed_endpoint
+from tests.kernel.proxy_probes import (  # noqa: F401  (tests shared by both modes, run here)
+    test_scapy_syn_to_vip_without_endpoints_gets_a_reset, test_sctp_init_is_dnated_to_an_endpoint,
+    test_udp_flow_moves_off_a_removed_endpoint)
 from tests.waiting import wait
 
 VIP = "10.96.0.10"
@@ -118,18 +121,6 @@ def test_a_cluster_ip_on_a_port_no_service_uses_is_refused_at_once(lab, proxy):
     assert time.monotonic() - t < 2
 
 
-def test_scapy_syn_to_vip_without_endpoints_gets_a_reset(lab, proxy):
-    proxy.apply(service("web", VIP, [("http", 80)]))
-    assert "R" in (syn_answer(lab, VIP, 80) or "")
-
-
-def test_sctp_init_is_dnated_to_an_endpoint(lab, proxy):
-    proxy.apply(service("sig", VIP, [("sig", 3868, "SCTP")]),
-                endpoint_slice("sig-1", "sig", [lab.pod_ip(1)], [("sig", 3869, "SCTP")]))
-    src, dst, dport = sctp_init_arrival(lab, VIP, 3868, lab.pods[0])
-    assert dst == lab.pod_ip(1) and dport == 3869 and src != Lab.CLIENT_IP   # DNAT + masquerade
-
-
 def test_session_affinity_holds(lab, proxy):
     for ns in lab.pods:
         lab.serve(ns, 8080)
@@ -144,10 +135,6 @@ def test_hairpin_pod_reaches_itself_through_its_service(lab, proxy):
                 endpoint_slice("web-1", "web", [endpoint(lab.pod_ip(1), node="node1")], [("http", 8080)]))
     who, src = lab.tcp(lab.pods[0], VIP, 80).split()
     assert who == lab.pods[0] and src != lab.pod_ip(1)   # masqueraded, or the reply would go astray
-
-
-def test_udp_flow_moves_off_a_removed_endpoint(lab, proxy):
-    udp_flow_moves_off_a_removed_endpoint(lab, proxy, VIP)
 
 
 def test_restart_keeps_rules_and_resends_nothing_and_cleanup_removes_only_ours(lab, proxy):
@@ -188,8 +175,8 @@ def test_partial_sync_against_the_kernel_and_reconcile_converges(lab, proxy):
 
 
 WRITER = r"""
-import os, signal, sys
-from nodeagent.proxy.nft.backend import NftBackend, NftError
+import os, sys
+from nodeagent.proxy.nft.backend import NftBackend
 netns, table, end = sys.argv[1:]
 s = NftBackend(netns=netns).stream()
 s.write(f"add table ip {table}\nadd set ip {table} s {{ type ipv4_addr ; }}\nadd element ip {table} s {{ 10.0.0.1 }}\n")
@@ -214,7 +201,7 @@ def test_a_streamed_transaction_whose_writer_is_killed_commits_nothing(lab):
     """nft commits what it has read once the pipe ends: the writer holds back the end of each
     piece, so that a writer killed between pieces leaves nft an unclosed command."""
     table, backend = unique("st"), NftBackend(netns=lab.node)
-    env = dict(os.environ, PYTHONPATH=os.getcwd())
+    env = dict(os.environ, PYTHONPATH=ROOT)
     killed = subprocess.run([sys.executable, "-c", WRITER, lab.node, table, "kill"], capture_output=True,
                             text=True, env=env, timeout=30)
     assert killed.returncode == -9, killed.stderr

@@ -31,7 +31,7 @@ class ElementIndex:
         new = {m: items for m, items in (fragment or {}).items() if items}
         if new:
             self.fragments[owner] = new
-        for m in (old.keys() | new.keys() if old else new):
+        for m in old.keys() | new.keys():
             o, n = old.get(m) or {}, new.get(m) or {}
             if o == n:
                 continue

@@ -188,12 +188,9 @@ class NftProxier:
                 have = written.get(m)
                 if have is None:
                     have = written[m] = {}
-                if have.keys().isdisjoint(items):   # the common case: nobody else has these keys
-                    new = items.items()
-                else:
-                    new = [(k, v) for k, v in items.items() if k not in have]
-                    if not new:
-                        continue
+                new = [(k, v) for k, v in items.items() if k not in have]
+                if not new:
+                    continue
                 have.update(new)
                 if m in verdict_maps:
                     for _, v in new:
@@ -202,7 +199,8 @@ class NftProxier:
                             chains.add(target)
                             if is_dynamic_chain(target):
                                 self._add_dynamic(tx, target)
-                                pieces.setdefault(f"{target}-ep", []).extend(parked.pop(f"{target}-ep", ()))
+                                if f"{target}-ep" in parked:
+                                    pieces.setdefault(f"{target}-ep", []).extend(parked.pop(f"{target}-ep"))
                 if not self._in_table(m, chains):
                     parked.setdefault(m, []).extend(new)   # see _in_table; dropped if no chain comes
                     continue
